@@ -1,0 +1,86 @@
+"""Wiring: settings → database → ledger, securities, backend, worker. Used by every command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from algoseek_sync.backends import open_backend
+from algoseek_sync.backends.base import Backend
+from algoseek_sync.config import Settings
+from algoseek_sync.db import Database
+from algoseek_sync.errors import ConfigError
+from algoseek_sync.ledger import Ledger
+from algoseek_sync.scan import reconcile
+from algoseek_sync.securities import Securities
+from algoseek_sync.worker import CycleStats, Worker
+
+log = structlog.get_logger("algoseek_sync.app")
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    ledger: Ledger
+    securities: Securities
+    backend: Backend
+    worker: Worker
+
+    def close(self) -> None:
+        self.backend.close()
+        self.db.close()
+
+
+def open_app(settings: Settings, *, readonly: bool = False) -> App:
+    """Open the state database and the configured backend.
+
+    ``readonly`` is for commands that only read (status, bars): they never take the
+    write lock, so they cannot block the daemon.
+    """
+    path = settings.db_path
+    if readonly and not path.exists():
+        raise ConfigError(f"no state database at {path}: run `algoseek-sync run` first (state.dir)")
+    if not readonly:
+        _check_drop_dir(settings)
+    db = Database(path, readonly=readonly)
+    if readonly and db.execute("PRAGMA user_version").fetchone()[0] == 0:
+        db.close()
+        raise ConfigError(f"state database at {path} is not initialised yet: run `algoseek-sync run` first")
+    ledger = Ledger(db)
+    securities = Securities(db)
+    backend = open_backend(settings, db)
+    return App(settings, db, ledger, securities, backend, Worker(settings, ledger, securities, backend))
+
+
+def _check_drop_dir(settings: Settings) -> None:
+    drop = settings.drop.dir
+    if not drop.is_dir():
+        raise ConfigError(f"configuration error: 'drop.dir' {drop} is not a directory")
+    try:
+        settings.state.dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"configuration error: 'state.dir' {settings.state.dir}: {exc.strerror}") from None
+
+
+def run_once(app: App, *, max_rounds: int = 5) -> CycleStats:
+    """Ingest everything in the drop directory now, then return.
+
+    Reconcile and drain until a reconcile finds nothing new (a file that changed while
+    it was queued gets its new version read in the next round).
+    """
+    total = CycleStats()
+    app.ledger.recover()
+    for _ in range(max_rounds):
+        _, recorded = reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
+        stats = app.worker.cycle()
+        total.files += stats.files
+        total.rows_written += stats.rows_written
+        total.results += stats.results
+        if stats.deferred:
+            total.deferred = True
+            break
+        if not recorded and not app.ledger.depth():
+            break
+    return total

@@ -1,0 +1,158 @@
+"""Settings: packaged defaults ← TOML file ← environment, validated by pydantic.
+
+Every problem becomes a :class:`ConfigError` that names the key and the source, so
+``algoseek-sync`` can exit 78 with one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from algoseek_sync.errors import ConfigError
+
+CONFIG_ENV = "ALGOSEEK_SYNC_CONFIG"
+
+#: Environment variables that override one key each (name → dotted key).
+ENV_OVERRIDES: dict[str, str] = {
+    "ALGOSEEK_SYNC_DROP_DIR": "drop.dir",
+    "ALGOSEEK_SYNC_STATE_DIR": "state.dir",
+    "ALGOSEEK_SYNC_BACKEND": "backend.kind",
+    "ALGOSEEK_SYNC_OBSERVER": "watch.observer",
+    "ALGOSEEK_SYNC_STABILITY_SECONDS": "watch.stability_seconds",
+    "ALGOSEEK_SYNC_RECONCILE_INTERVAL_SECONDS": "watch.reconcile_interval_seconds",
+    "ALGOSEEK_SYNC_METRICS_LISTEN": "metrics.listen",
+    "ALGOSEEK_SYNC_LOG_LEVEL": "logging.level",
+    "ALGOSEEK_SYNC_LOG_FORMAT": "logging.format",
+    "ALGOSEEK_SYNC_MAINSEQUENCE_ENV_FILE": "mainsequence.env_file",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class DropConfig(_Section):
+    dir: Path
+    master_glob: list[str] = Field(min_length=1)
+
+
+class StateConfig(_Section):
+    dir: Path
+
+
+class WatchConfig(_Section):
+    observer: Literal["auto", "inotify", "polling"]
+    stability_seconds: float = Field(ge=0)
+    poll_interval_seconds: float = Field(gt=0)
+    reconcile_interval_seconds: float = Field(gt=0)
+    event_queue_size: int = Field(ge=100)
+
+
+class LimitsConfig(_Section):
+    max_file_bytes: int = Field(gt=0)
+    max_decompressed_bytes: int = Field(gt=0)
+    max_line_bytes: int = Field(gt=0)
+
+
+class BackendConfig(_Section):
+    kind: Literal["local", "mainsequence"]
+
+
+class MainSequenceConfig(_Section):
+    env_file: str
+    is_demo: bool
+    query_batch_size: int = Field(gt=0, le=500)
+    retry_attempts: int = Field(ge=1)
+    retry_initial_seconds: float = Field(ge=0)
+    retry_max_seconds: float = Field(ge=0)
+    retry_total_seconds: float = Field(ge=0)
+    registration_retry_seconds: float = Field(ge=0)
+
+
+class MetricsConfig(_Section):
+    listen: str
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"]
+    format: Literal["auto", "json", "console"]
+
+
+class Settings(_Section):
+    """The whole validated configuration; ``source`` says where it came from."""
+
+    drop: DropConfig
+    state: StateConfig
+    watch: WatchConfig
+    limits: LimitsConfig
+    backend: BackendConfig
+    mainsequence: MainSequenceConfig
+    metrics: MetricsConfig
+    logging: LoggingConfig
+    source: str = "defaults"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state.dir / "state.db"
+
+
+def default_toml() -> str:
+    """The packaged defaults as TOML text."""
+    return resources.files("algoseek_sync").joinpath("default.toml").read_text("utf-8")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], prefix: str, source: str) -> None:
+    for key, value in override.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"configuration error in {source}: unknown key '{dotted}'")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"configuration error in {source}: '{dotted}' must be a table")
+            _merge(base[key], value, f"{dotted}.", source)
+        else:
+            base[key] = value
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    section, key = dotted.split(".")
+    data[section][key] = value
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Load defaults, then the file (``path`` or ``$ALGOSEEK_SYNC_CONFIG``), then env overrides."""
+    env = dict(os.environ) if env is None else env
+    data = tomllib.loads(default_toml())
+    path = path or env.get(CONFIG_ENV) or None
+    source = "defaults"
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"configuration error: cannot read config file {path}: {exc.strerror}") from None
+        try:
+            _merge(data, tomllib.loads(text), "", source)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration error in {path}: invalid TOML: {exc}") from None
+    origin: dict[str, str] = {}
+    for name, dotted in ENV_OVERRIDES.items():
+        if name in env:
+            _set_dotted(data, dotted, env[name])
+            origin[dotted] = f"environment variable {name}"
+    data["source"] = source
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        dotted = ".".join(str(p) for p in err["loc"])
+        where = origin.get(dotted, source)
+        raise ConfigError(
+            f"configuration error in {where}: '{dotted}': {err['msg']} (got {err.get('input')!r})"
+        ) from None

@@ -1,0 +1,1 @@
+"""Pure parsing of Algoseek vendor files: bytes in, typed frames out."""

@@ -1,0 +1,92 @@
+"""Stat-only walks of the drop directory (reconcile): find versions the events missed.
+
+Never reads file contents and never follows links; known (path, size, mtime) triples
+are recognised without hashing, so a reconcile of 100,000 known files is a directory
+walk and a dictionary lookup per file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from algoseek_sync.formats.names import classify, is_temporary
+from algoseek_sync.ledger import Ledger
+
+_OURS = (".csv", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One non-temporary name under the drop root, as ``lstat`` saw it."""
+
+    path: str  # relative, '/'-separated
+    size: int
+    mtime_ns: int
+    regular: bool
+    link: bool
+
+
+def walk(root: Path) -> Iterator[Entry]:
+    """Every non-temporary, non-directory entry below ``root`` (links reported, never followed)."""
+    stack = [(str(root), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            rel = f"{prefix}{entry.name}"
+            if is_temporary(rel):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((entry.path, f"{rel}/"))
+                continue
+            yield Entry(rel, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode), stat.S_ISLNK(st.st_mode))
+
+
+def record_entry(ledger: Ledger, entry: Entry, master_globs: list[str]) -> bool:
+    """Record one entry's current version in the ledger; True when it is new."""
+    name = classify(entry.path, master_globs)
+    if entry.link:
+        skip = "symbolic link; links are never followed"
+    elif not entry.regular:
+        skip = "not a regular file (FIFO, device or socket); never opened"
+    elif name.kind == "other":
+        skip = name.reason
+    else:
+        skip = ""
+    if skip and not entry.path.lower().endswith(_OURS):
+        return False  # unrelated names (README.txt …) are not worth a ledger row
+    return ledger.record(entry.path, entry.size, entry.mtime_ns, name.kind, skip_reason=skip)
+
+
+def reconcile(
+    root: Path,
+    ledger: Ledger,
+    master_globs: list[str],
+    *,
+    accept: Callable[[Entry], bool] = lambda entry: True,
+) -> tuple[int, int]:
+    """Walk the drop root and record unknown versions that ``accept`` lets through.
+
+    Returns (entries seen, versions recorded). ``accept`` is where the daemon's stability
+    gate plugs in; ``run --once`` takes files as they are.
+    """
+    known = ledger.known_versions()
+    seen = recorded = 0
+    for entry in walk(root):
+        seen += 1
+        if (entry.size, entry.mtime_ns) in known.get(entry.path, ()):
+            continue
+        if accept(entry) and record_entry(ledger, entry, master_globs):
+            recorded += 1
+    return seen, recorded

@@ -1,0 +1,226 @@
+"""SecId → asset mapping with its history, ticker history and pending registrations.
+
+This is pipeline state (it routes bars), so it lives in the state database whatever
+the backend is. A SecId's bars go to its *active* (in the newest master) and
+*registered* (the backend has it) identifiers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from algoseek_sync.backends.base import AssetReport, AssetSpec
+from algoseek_sync.db import Database
+from algoseek_sync.formats.master import SecurityMaster, TickerSpan
+
+
+def asset_specs(master: SecurityMaster) -> list[AssetSpec]:
+    """What the backend must hold for ``master``: one spec per (SecId, identifier)."""
+    frame = master.assets
+    current: dict[int, str] = {}
+    for span in master.tickers:
+        if span.secid not in current or span.end >= current[span.secid][1]:
+            current[span.secid] = (span.ticker, span.end)  # type: ignore[assignment]
+    specs = []
+    for row in frame.to_dict("records"):
+        secid = int(row["secid"])
+        ticker = current.get(secid, ("", ""))[0]
+        name = str(row.get("name") or "").split(";")[-1]
+        specs.append(
+            AssetSpec(
+                unique_identifier=row["unique_identifier"],
+                secid=secid,
+                kind=row["kind"],
+                ticker=ticker,
+                name=name,
+                isin=str(row.get("isin") or "").split(";")[-1],
+                exchange=str(row.get("primaryexchange") or "").split(";")[-1],
+            )
+        )
+    return specs
+
+
+class Securities:
+    """Reads and writes of the mapping tables. Writes join any open transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def routes(self, secids: Iterable[int]) -> dict[int, list[str]]:
+        """SecId → identifiers bars are written to (active and registered)."""
+        wanted = list(secids)
+        out: dict[int, list[str]] = {}
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for secid, uid in self.db.execute(
+                f"SELECT secid, unique_identifier FROM secid_assets WHERE active = 1 AND registered = 1"
+                f" AND secid IN ({marks}) ORDER BY secid, is_latest, unique_identifier",
+                part,
+            ):
+                out.setdefault(secid, []).append(uid)
+        return out
+
+    def known_secids(self, secids: Iterable[int]) -> set[int]:
+        """SecIds present in the newest master (registered or not)."""
+        wanted = list(secids)
+        known: set[int] = set()
+        for chunk in range(0, len(wanted), 500):
+            part = wanted[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            known.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT DISTINCT secid FROM secid_assets WHERE active = 1 AND secid IN ({marks})", part
+                )
+            )
+        return known
+
+    def has_master(self) -> bool:
+        return self.db.execute("SELECT 1 FROM masters LIMIT 1").fetchone() is not None
+
+    def registered_uids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT unique_identifier FROM secid_assets WHERE registered = 1")}
+
+    def history_sources(self, targets: dict[int, list[str]]) -> dict[int, tuple[str, list[str]]]:
+        """For SecIds gaining identifiers: an identifier that already holds their history."""
+        copies: dict[int, tuple[str, list[str]]] = {}
+        for secid, new_uids in targets.items():
+            row = self.db.execute(
+                "SELECT unique_identifier FROM secid_assets WHERE secid = ? AND registered = 1"
+                " ORDER BY active DESC, is_latest DESC LIMIT 1",
+                (secid,),
+            ).fetchone()
+            if row and new_uids:
+                copies[secid] = (row[0], new_uids)
+        return copies
+
+    def plan_new_links(self, master: SecurityMaster, ready: set[str]) -> dict[int, list[str]]:
+        """Identifiers that become writable with this master, for SecIds already known."""
+        have = {
+            (r[0], r[1])
+            for r in self.db.execute("SELECT secid, unique_identifier FROM secid_assets WHERE registered = 1")
+        }
+        known_secids = {s for s, _ in have}
+        gains: dict[int, list[str]] = {}
+        for secid, uids in master.uids_by_secid().items():
+            if secid not in known_secids:
+                continue
+            new = [u for u in uids if u in ready and (secid, u) not in have]
+            if new:
+                gains[secid] = new
+        return gains
+
+    def apply_master(self, master: SecurityMaster, report: AssetReport, *, file_id: int, sha256: str) -> int:
+        """Record a master as the current one: links, history, tickers, issues, registrations."""
+        now = time.time()
+        conn = self.db.conn
+        cur = conn.execute(
+            "INSERT INTO masters (file_id, sha256, applied_at, secids, assets, invalid_figis)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (file_id, sha256, now, master.secid_count, len(master.assets),
+             sum(1 for i in master.issues if i.problem.startswith("invalid FIGI"))),
+        )
+        master_id = cur.lastrowid
+        conn.execute("UPDATE secid_assets SET active = 2 WHERE active = 1")
+        ready = report.ready()
+        registered_before = self.registered_uids()
+        for row in master.assets[["secid", "unique_identifier", "kind", "latest_figi"]].itertuples(index=False):
+            uid = row.unique_identifier
+            registered = 1 if uid in ready or uid in registered_before else 0
+            conn.execute(
+                "INSERT INTO secid_assets (secid, unique_identifier, kind, is_latest, active, registered,"
+                " added_master, added_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?)"
+                " ON CONFLICT (secid, unique_identifier) DO UPDATE SET active = 1, is_latest = excluded.is_latest,"
+                " registered = max(registered, excluded.registered), removed_master = NULL, removed_at = NULL",
+                (int(row.secid), uid, row.kind, int(uid == row.latest_figi), registered, master_id, now),
+            )
+        conn.execute(
+            "UPDATE secid_assets SET active = 0, removed_master = ?, removed_at = ? WHERE active = 2",
+            (master_id, now),
+        )
+        conn.execute("DELETE FROM tickers")
+        conn.executemany(
+            "INSERT INTO tickers (secid, ticker, start_date, end_date) VALUES (?, ?, ?, ?)",
+            [(s.secid, s.ticker, s.start, s.end) for s in master.tickers],
+        )
+        conn.execute("DELETE FROM master_issues")
+        conn.executemany(
+            "INSERT INTO master_issues (secid, token, problem) VALUES (?, ?, ?)",
+            [(i.secid, i.token, i.problem) for i in master.issues],
+        )
+        self.record_registrations(report, {s.unique_identifier: s for s in asset_specs(master)})
+        return master_id
+
+    # -- registrations ----------------------------------------------------------------
+    def record_registrations(self, report: AssetReport, specs: dict[str, AssetSpec]) -> None:
+        """Persist outcomes: ready ones become writable, failures wait for their next attempt."""
+        conn = self.db.conn
+        for outcome in report.outcomes:
+            uid = outcome.unique_identifier
+            if outcome.status in ("existing", "registered"):
+                conn.execute("UPDATE secid_assets SET registered = 1 WHERE unique_identifier = ?", (uid,))
+                conn.execute("DELETE FROM registrations WHERE unique_identifier = ?", (uid,))
+                continue
+            spec = specs[uid]
+            state = "refused" if outcome.status == "refused" else "retry"
+            conn.execute(
+                "INSERT INTO registrations (unique_identifier, secid, kind, state, attempts, last_error,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (unique_identifier) DO UPDATE SET"
+                " state = excluded.state, attempts = attempts + 1, last_error = excluded.last_error,"
+                " next_attempt_at = excluded.next_attempt_at",
+                (uid, spec.secid, spec.kind, state, outcome.message, outcome.retry_at or 0),
+            )
+
+    def due_registrations(self, now: float) -> list[AssetSpec]:
+        rows = self.db.execute(
+            "SELECT unique_identifier, secid, kind FROM registrations WHERE state = 'retry' AND next_attempt_at <= ?",
+            (now,),
+        )
+        return [AssetSpec(unique_identifier=r[0], secid=r[1], kind=r[2]) for r in rows]
+
+    def registration_problems(self) -> list[dict[str, object]]:
+        rows = self.db.execute(
+            "SELECT unique_identifier, secid, state, attempts, last_error, next_attempt_at FROM registrations"
+            " ORDER BY secid"
+        )
+        return [dict(r) for r in rows]
+
+    # -- reads for the CLI -------------------------------------------------------------
+    def uids_of(self, secid: int) -> list[str]:
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT unique_identifier FROM secid_assets WHERE secid = ? ORDER BY active DESC, unique_identifier",
+                (secid,),
+            )
+        ]
+
+    def ticker_spans(self, ticker: str) -> list[TickerSpan]:
+        rows = self.db.execute(
+            "SELECT secid, ticker, start_date, end_date FROM tickers WHERE ticker = ?", (ticker,)
+        )
+        return [TickerSpan(*r) for r in rows]
+
+    def asset_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for kind, active, n in self.db.execute(
+            "SELECT kind, active, count(*) FROM secid_assets GROUP BY kind, active"
+        ):
+            out[f"{kind}{'' if active else '_inactive'}"] = n
+        return out
+
+    def issues(self, limit: int = 20) -> tuple[int, list[dict[str, object]]]:
+        total = self.db.execute("SELECT count(*) FROM master_issues").fetchone()[0]
+        rows = self.db.execute("SELECT secid, token, problem FROM master_issues LIMIT ?", (limit,))
+        return total, [dict(r) for r in rows]
+
+    def secids_with_uids(self, uids: Sequence[str]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for uid in uids:
+            for (secid,) in self.db.execute(
+                "SELECT secid FROM secid_assets WHERE unique_identifier = ?", (uid,)
+            ):
+                out.setdefault(secid, []).append(uid)
+        return out
