@@ -14,8 +14,15 @@ import click
 
 from algoseek_sync import __version__
 from algoseek_sync.config import CONFIG_ENV, Settings, load_settings
-from algoseek_sync.errors import EX_CONFIG, AlgoseekSyncError, BackendUnavailableError, ConfigError, UserInputError
+from algoseek_sync.errors import (
+    EX_CONFIG,
+    AlgoseekSyncError,
+    BackendUnavailableError,
+    ConfigError,
+    UserInputError,
+)
 from algoseek_sync.logging import configure_logging
+from algoseek_sync.reprocess import reprocess_command
 
 EX_USAGE_INPUT = 2
 EX_UNAVAILABLE = 69
@@ -56,8 +63,13 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config", type=click.Path(dir_okay=False), envvar=CONFIG_ENV,
-              help=f"TOML configuration file (or ${CONFIG_ENV}).")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    envvar=CONFIG_ENV,
+    help=f"TOML configuration file (or ${CONFIG_ENV}).",
+)
 @click.version_option(__version__, prog_name="algoseek-sync")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
@@ -98,10 +110,17 @@ def run(ctx: click.Context, once: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--health", is_flag=True, help="Exit 0 if a daemon runs and its heartbeat is under 60 s old.")
 @click.pass_context
 @handle_errors
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool, health: bool) -> None:
     """File counts by state, parked and quarantined files with reasons, assets, last success."""
+    if health:
+        from algoseek_sync.reprocess import health as health_of
+
+        healthy, message = health_of(settings_of(ctx))
+        click.echo(message)
+        sys.exit(0 if healthy else 1)
     from algoseek_sync.app import open_app
     from algoseek_sync.report import format_status
     from algoseek_sync.report import status as status_of
@@ -126,15 +145,27 @@ def _date(value: str | None, param: str) -> str | None:
 @main.command()
 @click.option("--figi", help="One asset by FIGI (or custom id).")
 @click.option("--secid", type=int, help="Every asset of an Algoseek SecId.")
-@click.option("--ticker", help="A ticker, resolved through the master's dated ticker history (case-sensitive).")
+@click.option(
+    "--ticker", help="A ticker, resolved through the master's dated ticker history (case-sensitive)."
+)
 @click.option("--on", "on", help="With --ticker: the date the ticker is resolved on (YYYY-MM-DD).")
 @click.option("--start", help="First trade date (YYYY-MM-DD).")
 @click.option("--end", help="Last trade date (YYYY-MM-DD).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 @click.pass_context
 @handle_errors
-def bars(ctx: click.Context, figi: str | None, secid: int | None, ticker: str | None, on: str | None,
-         start: str | None, end: str | None, fmt: str) -> None:
+def bars(
+    ctx: click.Context,
+    figi: str | None,
+    secid: int | None,
+    ticker: str | None,
+    on: str | None,
+    start: str | None,
+    end: str | None,
+    fmt: str,
+) -> None:
     """Daily bars from the store, one row per (trade date, asset)."""
     from algoseek_sync.app import open_app
     from algoseek_sync.report import format_bars, resolve_uids
@@ -195,17 +226,33 @@ def check_config(ctx: click.Context) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--secids", type=int, default=100, show_default=True)
 @click.option("--days", type=int, default=20, show_default=True)
-@click.option("--schema", type=click.Choice(["primary", "primary-adjusted", "standard"]), default="primary-adjusted",
-              show_default=True)
+@click.option(
+    "--schema",
+    type=click.Choice(["primary", "primary-adjusted", "standard"]),
+    default="primary-adjusted",
+    show_default=True,
+)
 @click.option("--aggregation", type=click.Choice(["secid", "tradedate"]), default="secid", show_default=True)
 @click.option("--compression", type=click.Choice(["gz", "none"]), default="gz", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def generate(directory: Path, secids: int, days: int, schema: str, aggregation: str, compression: str,
-             seed: int) -> None:
+def generate(
+    directory: Path, secids: int, days: int, schema: str, aggregation: str, compression: str, seed: int
+) -> None:
     """Write a realistic synthetic drop (master + bar files) into DIRECTORY."""
     from algoseek_sync.generate import DropSpec, generate_drop
 
-    spec = DropSpec(secids=secids, days=days, schema=schema, aggregation=aggregation,  # type: ignore[arg-type]
-                    compression=compression, seed=seed)  # type: ignore[arg-type]
+    spec = DropSpec(
+        secids=secids,
+        days=days,
+        schema=schema,
+        aggregation=aggregation,  # type: ignore[arg-type]
+        compression=compression,
+        seed=seed,
+    )  # type: ignore[arg-type]
     manifest = generate_drop(directory, spec)
-    click.echo(f"wrote {len(manifest.bar_paths)} bar file(s), {manifest.rows} row(s) and a master to {directory}")
+    click.echo(
+        f"wrote {len(manifest.bar_paths)} bar file(s), {manifest.rows} row(s) and a master to {directory}"
+    )
+
+
+main.add_command(reprocess_command)

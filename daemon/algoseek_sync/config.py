@@ -136,7 +136,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         try:
             text = Path(path).read_text("utf-8")
         except OSError as exc:
-            raise ConfigError(f"configuration error: cannot read config file {path}: {exc.strerror}") from None
+            raise ConfigError(
+                f"configuration error: cannot read config file {path}: {exc.strerror}"
+            ) from None
         try:
             _merge(data, tomllib.loads(text), "", source)
         except tomllib.TOMLDecodeError as exc:

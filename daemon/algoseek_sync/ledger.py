@@ -88,7 +88,8 @@ class Ledger:
         """After a crash: versions left ``processing`` go back to ``pending``."""
         with self.db.transaction() as conn:
             return conn.execute(
-                "UPDATE files SET state = 'pending', updated_at = ? WHERE state = 'processing'", (time.time(),)
+                "UPDATE files SET state = 'pending', updated_at = ? WHERE state = 'processing'",
+                (time.time(),),
             ).rowcount
 
     def _claim(self, rows: Iterable[object]) -> list[Version]:
@@ -136,7 +137,9 @@ class Ledger:
             {"state": state, "error": error, "now": now, "id": version_id, **extra},
         )
 
-    def mark_done(self, version_id: int, *, sha256: str, rows: int, secids: str, note: str | None = None) -> None:
+    def mark_done(
+        self, version_id: int, *, sha256: str, rows: int, secids: str, note: str | None = None
+    ) -> None:
         self._finish(version_id, "done", note, sha256=sha256, rows=rows, secids=secids)
 
     def mark_waiting(self, version_id: int, reason: str, *, sha256: str, rows: int, secids: str) -> None:
@@ -194,7 +197,9 @@ class Ledger:
 
     # -- status ------------------------------------------------------------------------
     def depth(self) -> int:
-        return self.db.execute("SELECT count(*) FROM files WHERE state IN ('pending', 'processing')").fetchone()[0]
+        return self.db.execute(
+            "SELECT count(*) FROM files WHERE state IN ('pending', 'processing')"
+        ).fetchone()[0]
 
     def oldest_pending_age(self) -> float:
         row = self.db.execute(
@@ -210,9 +215,11 @@ class Ledger:
         return out
 
     def listing(self, states: Iterable[str], limit: int = 50) -> list[dict[str, object]]:
+        """Paths whose newest version is in one of ``states`` (a fixed re-delivery hides the old problem)."""
         marks = ",".join("?" for _ in states)
         rows = self.db.execute(
-            f"SELECT path, kind, state, attempts, last_error, updated_at FROM files WHERE state IN ({marks})"
+            f"SELECT path, kind, state, attempts, last_error, updated_at FROM files f WHERE state IN ({marks})"
+            " AND id = (SELECT max(id) FROM files g WHERE g.path = f.path)"
             " ORDER BY updated_at DESC LIMIT ?",
             (*states, limit),
         )
@@ -222,8 +229,14 @@ class Ledger:
         row = self.db.execute("SELECT max(done_at) FROM files WHERE state = 'done'").fetchone()
         return row[0] if row else None
 
-    def versions_for(self, *, paths: Iterable[str] = (), secids: Iterable[int] = (), since_ns: int | None = None,
-                     everything: bool = False) -> list[Version]:
+    def versions_for(
+        self,
+        *,
+        paths: Iterable[str] = (),
+        secids: Iterable[int] = (),
+        since_ns: int | None = None,
+        everything: bool = False,
+    ) -> list[Version]:
         """Newest done/quarantined/waiting version of each selected path (for ``reprocess``)."""
         rows = self.db.execute(
             "SELECT * FROM files f WHERE state IN ('done', 'quarantined', 'waiting_master', 'pending')"

@@ -46,30 +46,46 @@ def _iso(epoch: float) -> str:
 
 
 def format_status(data: dict[str, Any]) -> str:
-    lines = [f"drop dir   {data['drop_dir']}", f"state dir  {data['state_dir']}", f"backend    {data['backend']}"]
-    lines.append(f"last success {data['last_success'] or 'never'}; queue depth {data['queue_depth']}"
-                 f" (oldest {data['oldest_pending_age_s']} s)")
+    lines = [
+        f"drop dir   {data['drop_dir']}",
+        f"state dir  {data['state_dir']}",
+        f"backend    {data['backend']}",
+    ]
+    lines.append(
+        f"last success {data['last_success'] or 'never'}; queue depth {data['queue_depth']}"
+        f" (oldest {data['oldest_pending_age_s']} s)"
+    )
     lines.append("files:")
     for kind, states in sorted(data["files"].items()):
         lines.append(f"  {kind:<7} " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
     assets = data["assets"]
     lines.append("assets: " + (", ".join(f"{k} {v}" for k, v in sorted(assets.items())) or "none"))
-    for title, key in (("waiting for master", "waiting_master"), ("quarantined", "quarantined"),
-                       ("skipped", "skipped"), ("deferred (will retry)", "deferred")):
+    for title, key in (
+        ("waiting for master", "waiting_master"),
+        ("quarantined", "quarantined"),
+        ("skipped", "skipped"),
+        ("deferred (will retry)", "deferred"),
+    ):
         if data[key]:
             lines.append(f"{title}:")
             lines += [f"  {r['path']}: {r['last_error']}" for r in data[key]]
     if data["registrations"]:
         lines.append("asset registrations not done:")
-        lines += [f"  {r['unique_identifier']} (SecId {r['secid']}) {r['state']}: {r['last_error']}"
-                  for r in data["registrations"]]
+        lines += [
+            f"  {r['unique_identifier']} (SecId {r['secid']}) {r['state']}: {r['last_error']}"
+            for r in data["registrations"]
+        ]
     if data["master_issues"]["total"]:
         lines.append(f"master issues: {data['master_issues']['total']}")
-        lines += [f"  SecId {r['secid']}: {r['token']}: {r['problem']}" for r in data["master_issues"]["first"]]
+        lines += [
+            f"  SecId {r['secid']}: {r['token']}: {r['problem']}" for r in data["master_issues"]["first"]
+        ]
     return "\n".join(lines)
 
 
-def resolve_uids(app: App, *, figi: str | None, secid: int | None, ticker: str | None, on: str | None) -> list[str]:
+def resolve_uids(
+    app: App, *, figi: str | None, secid: int | None, ticker: str | None, on: str | None
+) -> list[str]:
     """The identifiers a ``bars`` query names; unknown names are a clear user error."""
     securities = app.securities
     if figi:

@@ -81,7 +81,9 @@ class Securities:
         return self.db.execute("SELECT 1 FROM masters LIMIT 1").fetchone() is not None
 
     def registered_uids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT unique_identifier FROM secid_assets WHERE registered = 1")}
+        return {
+            r[0] for r in self.db.execute("SELECT unique_identifier FROM secid_assets WHERE registered = 1")
+        }
 
     def history_sources(self, targets: dict[int, list[str]]) -> dict[int, tuple[str, list[str]]]:
         """For SecIds gaining identifiers: an identifier that already holds their history."""
@@ -119,14 +121,22 @@ class Securities:
         cur = conn.execute(
             "INSERT INTO masters (file_id, sha256, applied_at, secids, assets, invalid_figis)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (file_id, sha256, now, master.secid_count, len(master.assets),
-             sum(1 for i in master.issues if i.problem.startswith("invalid FIGI"))),
+            (
+                file_id,
+                sha256,
+                now,
+                master.secid_count,
+                len(master.assets),
+                sum(1 for i in master.issues if i.problem.startswith("invalid FIGI")),
+            ),
         )
         master_id = cur.lastrowid
         conn.execute("UPDATE secid_assets SET active = 2 WHERE active = 1")
         ready = report.ready()
         registered_before = self.registered_uids()
-        for row in master.assets[["secid", "unique_identifier", "kind", "latest_figi"]].itertuples(index=False):
+        for row in master.assets[["secid", "unique_identifier", "kind", "latest_figi"]].itertuples(
+            index=False
+        ):
             uid = row.unique_identifier
             registered = 1 if uid in ready or uid in registered_before else 0
             conn.execute(

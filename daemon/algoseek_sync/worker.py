@@ -109,12 +109,18 @@ class Worker:
         reason = str(exc)
         if isinstance(exc, FileGoneError):
             outcome = "superseded" if "changed" in reason else "skipped"
-            (self.ledger.mark_superseded if outcome == "superseded" else self.ledger.mark_skipped)(version.id, reason)
+            (self.ledger.mark_superseded if outcome == "superseded" else self.ledger.mark_skipped)(
+                version.id, reason
+            )
         else:
             outcome = "quarantined"
             self.ledger.mark_quarantined(version.id, reason)
-        self._emit(stats, FileResult(version.path, version.kind, outcome, seconds=time.monotonic() - started,
-                                     reason=reason))
+        self._emit(
+            stats,
+            FileResult(
+                version.path, version.kind, outcome, seconds=time.monotonic() - started, reason=reason
+            ),
+        )
 
     # -- the cycle -------------------------------------------------------------------
     def cycle(self, should_stop: Callable[[], bool] = lambda: False) -> CycleStats:
@@ -167,9 +173,16 @@ class Worker:
         try:
             content = self._read(version)
             if not version.force and content.sha256 == self.ledger.applied_master_sha():
-                self.ledger.mark_done(version.id, sha256=content.sha256, rows=0, secids="",
-                                      note="same content as the applied master; nothing to do")
-                self._emit(stats, FileResult(version.path, "master", "unchanged", seconds=time.monotonic() - started))
+                self.ledger.mark_done(
+                    version.id,
+                    sha256=content.sha256,
+                    rows=0,
+                    secids="",
+                    note="same content as the applied master; nothing to do",
+                )
+                self._emit(
+                    stats, FileResult(version.path, "master", "unchanged", seconds=time.monotonic() - started)
+                )
                 return True
             master = parse_master(content.data)
         except (BadFileError, FileGoneError) as exc:
@@ -179,22 +192,30 @@ class Worker:
         registered = self.securities.registered_uids()
         try:
             report = self.backend.ensure_assets([s for s in specs if s.unique_identifier not in registered])
-            report.outcomes += [AssetOutcome(s.unique_identifier, "existing") for s in specs
-                                if s.unique_identifier in registered]
+            report.outcomes += [
+                AssetOutcome(s.unique_identifier, "existing")
+                for s in specs
+                if s.unique_identifier in registered
+            ]
             copies = self.securities.history_sources(self.securities.plan_new_links(master, report.ready()))
 
             def done() -> None:
                 self.securities.apply_master(master, report, file_id=version.id, sha256=content.sha256)
-                self.ledger.mark_done(version.id, sha256=content.sha256, rows=len(master.assets),
-                                      secids="", note=None)
+                self.ledger.mark_done(
+                    version.id, sha256=content.sha256, rows=len(master.assets), secids="", note=None
+                )
                 self.ledger.release_waiting()
 
             self.backend.apply_master(MasterUpdate(snapshot=master.assets, history_copies=copies), done)
         except BackendUnavailableError as exc:
             self.ledger.defer(version.id, str(exc), backoff(version.attempts))
             stats.deferred = True
-            self._emit(stats, FileResult(version.path, "master", "deferred", reason=str(exc),
-                                         seconds=time.monotonic() - started))
+            self._emit(
+                stats,
+                FileResult(
+                    version.path, "master", "deferred", reason=str(exc), seconds=time.monotonic() - started
+                ),
+            )
             return False
         for issue in master.issues[:20]:
             log.warning("master_issue", secid=issue.secid, token=issue.token, problem=issue.problem)
@@ -209,8 +230,12 @@ class Worker:
             registration_refused=report.count("refused"),
             history_copies=sum(len(t) for _, t in copies.values()),
         )
-        self._emit(stats, FileResult(version.path, "master", "done", rows=len(master.assets),
-                                     seconds=time.monotonic() - started))
+        self._emit(
+            stats,
+            FileResult(
+                version.path, "master", "done", rows=len(master.assets), seconds=time.monotonic() - started
+            ),
+        )
         return True
 
     def _parse(self, stats: CycleStats, versions: list[Version]) -> list[_Parsed]:
@@ -220,10 +245,17 @@ class Worker:
             try:
                 content = self._read(version)
                 if not version.force and self.ledger.last_done_sha(version.path) == content.sha256:
-                    self.ledger.mark_done(version.id, sha256=content.sha256, rows=0, secids="",
-                                          note="same content as an ingested version; nothing written")
-                    self._emit(stats, FileResult(version.path, "bars", "unchanged",
-                                                 seconds=time.monotonic() - started))
+                    self.ledger.mark_done(
+                        version.id,
+                        sha256=content.sha256,
+                        rows=0,
+                        secids="",
+                        note="same content as an ingested version; nothing written",
+                    )
+                    self._emit(
+                        stats,
+                        FileResult(version.path, "bars", "unchanged", seconds=time.monotonic() - started),
+                    )
                     continue
                 bars = parse_bars(content.data, max_line_bytes=self.settings.limits.max_line_bytes)
             except (BadFileError, FileGoneError) as exc:
@@ -251,14 +283,25 @@ class Worker:
                 written = sum(rows_for(p, s) * len(routes.get(s, [])) for s in p.bars.secids)
                 if missing:
                     reason = _waiting_reason(missing, known, has_master)
-                    self.ledger.mark_waiting(p.version.id, reason, sha256=p.content.sha256, rows=rows, secids=held)
+                    self.ledger.mark_waiting(
+                        p.version.id, reason, sha256=p.content.sha256, rows=rows, secids=held
+                    )
                     outcome = "waiting_master"
                 else:
                     reason = ""
                     self.ledger.mark_done(p.version.id, sha256=p.content.sha256, rows=rows, secids=held)
                     outcome = "done"
-                results.append(FileResult(p.version.path, "bars", outcome, rows=rows, written=written,
-                                          seconds=time.monotonic() - p.started, reason=reason))
+                results.append(
+                    FileResult(
+                        p.version.path,
+                        "bars",
+                        outcome,
+                        rows=rows,
+                        written=written,
+                        seconds=time.monotonic() - p.started,
+                        reason=reason,
+                    )
+                )
 
         try:
             self.backend.upsert_bars(table.to_pandas(), done)

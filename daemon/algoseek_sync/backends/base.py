@@ -111,7 +111,9 @@ class Backend(ABC):
         """Give ``target_uids`` every stored bar of ``source_uid``; return rows written."""
 
     @abstractmethod
-    def read_bars(self, uids: Sequence[str], start: str | None = None, end: str | None = None) -> pd.DataFrame:
+    def read_bars(
+        self, uids: Sequence[str], start: str | None = None, end: str | None = None
+    ) -> pd.DataFrame:
         """Bars of ``uids`` with ``start <= time_index <= end`` (ISO dates/times), sorted."""
 
     @abstractmethod

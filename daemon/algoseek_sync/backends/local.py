@@ -77,8 +77,16 @@ class LocalBackend(Backend):
                         " registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unique_identifier) DO UPDATE"
                         " SET ticker = excluded.ticker, name = excluded.name, isin = excluded.isin,"
                         " exchange = excluded.exchange, secid = excluded.secid",
-                        (spec.unique_identifier, spec.secid, spec.kind, spec.ticker, spec.name, spec.isin,
-                         spec.exchange, now),
+                        (
+                            spec.unique_identifier,
+                            spec.secid,
+                            spec.kind,
+                            spec.ticker,
+                            spec.name,
+                            spec.isin,
+                            spec.exchange,
+                            now,
+                        ),
                     )
                     status = "existing" if spec.unique_identifier in existing else "registered"
                     report.outcomes.append(AssetOutcome(spec.unique_identifier, status))
@@ -87,8 +95,13 @@ class LocalBackend(Backend):
     def apply_master(self, update: MasterUpdate, done: Done) -> None:
         keys = ("unique_identifier", "secid", "kind", "latest_figi")
         rows = [
-            (r["unique_identifier"], int(r["secid"]), r["kind"], r["latest_figi"],
-             json.dumps({k: v for k, v in r.items() if k not in keys}, sort_keys=True))
+            (
+                r["unique_identifier"],
+                int(r["secid"]),
+                r["kind"],
+                r["latest_figi"],
+                json.dumps({k: v for k, v in r.items() if k not in keys}, sort_keys=True),
+            )
             for r in update.snapshot.to_dict("records")
         ]
         with self.db.transaction() as conn:
@@ -102,7 +115,9 @@ class LocalBackend(Backend):
         columns = [frame[c].tolist() if c in frame.columns else [None] * len(frame) for c in OUTPUT_COLUMNS]
         marks = ",".join("?" * len(OUTPUT_COLUMNS))
         with self.db.transaction() as conn:
-            conn.executemany(f"INSERT OR REPLACE INTO bars ({_COLS}) VALUES ({marks})", zip(*columns, strict=True))
+            conn.executemany(
+                f"INSERT OR REPLACE INTO bars ({_COLS}) VALUES ({marks})", zip(*columns, strict=True)
+            )
             done()
         return len(frame)
 
@@ -119,7 +134,9 @@ class LocalBackend(Backend):
             done()
         return written
 
-    def read_bars(self, uids: Sequence[str], start: str | None = None, end: str | None = None) -> pd.DataFrame:
+    def read_bars(
+        self, uids: Sequence[str], start: str | None = None, end: str | None = None
+    ) -> pd.DataFrame:
         marks = ",".join("?" * len(uids))
         sql = f"SELECT {_COLS} FROM bars WHERE unique_identifier IN ({marks})"
         params: list[object] = list(uids)
@@ -137,5 +154,6 @@ class LocalBackend(Backend):
         rows = self.db.execute(
             "SELECT unique_identifier, secid, kind, ticker, name FROM assets ORDER BY secid, unique_identifier"
         ).fetchall()
-        return pd.DataFrame([tuple(r) for r in rows], columns=["unique_identifier", "secid", "kind", "ticker", "name"])
-
+        return pd.DataFrame(
+            [tuple(r) for r in rows], columns=["unique_identifier", "secid", "kind", "ticker", "name"]
+        )

@@ -87,10 +87,14 @@ SCHEMAS: dict[Schema, tuple[dict[str, tuple[str, pa.DataType]], tuple[str, ...]]
 #: Every column a bars frame can carry, in output order (the embedded store's table).
 KEY_COLUMNS = ["time_index", "unique_identifier"]
 VALUE_COLUMNS = ["open", "high", "low", "close", "volume", "secid", "ticker"]
-OUTPUT_COLUMNS = KEY_COLUMNS + VALUE_COLUMNS + [
-    out for out, _ in PRIMARY_COLUMNS.values() if out not in VALUE_COLUMNS
-]
-TEXT_OUTPUT = {out for out, typ in PRIMARY_COLUMNS.values() if typ == TEXT} | {"time_index", "unique_identifier"}
+OUTPUT_COLUMNS = (
+    KEY_COLUMNS + VALUE_COLUMNS + [out for out, _ in PRIMARY_COLUMNS.values() if out not in VALUE_COLUMNS]
+)
+TEXT_OUTPUT = {out for out, typ in PRIMARY_COLUMNS.values() if typ == TEXT} | {
+    "time_index",
+    "unique_identifier",
+}
+
 
 def detect_schema(header: list[str]) -> Schema:
     """Which bar schema a header belongs to; unknown or incomplete headers are refused."""
@@ -104,7 +108,9 @@ def detect_schema(header: list[str]) -> Schema:
         schema = "standard"
     else:
         shown = ",".join(header[:6])[:120]
-        raise BadFileError(f"unknown schema: header '{shown}' is neither primary-exchange nor standard daily OHLC")
+        raise BadFileError(
+            f"unknown schema: header '{shown}' is neither primary-exchange nor standard daily OHLC"
+        )
     columns, required = SCHEMAS[schema]
     missing = [c for c in required if c not in present]
     if missing:

@@ -34,27 +34,27 @@ def open_regular(root: Path, rel_path: str) -> tuple[int, os.stat_result]:
     real_parent = os.path.realpath(path.parent)
     real_root = os.path.realpath(root)
     if os.path.commonpath([real_parent, real_root]) != real_root:
-        raise BadFileError(f"parent directory resolves outside the drop directory; not followed")
+        raise BadFileError("parent directory resolves outside the drop directory; not followed")
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        raise FileGoneError(f"file vanished before it was read") from None
+        raise FileGoneError("file vanished before it was read") from None
     if stat.S_ISLNK(st.st_mode):
-        raise BadFileError(f"symbolic link; links are never followed")
+        raise BadFileError("symbolic link; links are never followed")
     if not stat.S_ISREG(st.st_mode):
-        raise BadFileError(f"not a regular file; never opened")
+        raise BadFileError("not a regular file; never opened")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise FileGoneError(f"file vanished before it was read") from None
+        raise FileGoneError("file vanished before it was read") from None
     except PermissionError:
-        raise BadFileError(f"permission denied (fix it, then `algoseek-sync reprocess --file`)") from None
+        raise BadFileError("permission denied (fix it, then `algoseek-sync reprocess --file`)") from None
     except OSError as exc:
         raise BadFileError(f"cannot open: {exc.strerror}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise BadFileError(f"not a regular file; never opened")
+        raise BadFileError("not a regular file; never opened")
     return fd, st
 
 
@@ -64,7 +64,7 @@ def decompress(rel_path: str, raw: bytes, max_bytes: int) -> bytes:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
             data = gz.read(max_bytes + 1)
     except EOFError:
-        raise BadFileError(f"truncated gzip (stream ends before its end marker)") from None
+        raise BadFileError("truncated gzip (stream ends before its end marker)") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise BadFileError(f"corrupt gzip: {exc}") from None
     if len(data) > max_bytes:
@@ -85,17 +85,17 @@ def read_file(root: Path, rel_path: str, *, max_file_bytes: int, max_decompresse
         with os.fdopen(fd, "rb", closefd=False) as fh:
             raw = fh.read(max_file_bytes + 1)
     except PermissionError:
-        raise BadFileError(f"permission denied") from None
+        raise BadFileError("permission denied") from None
     finally:
         os.close(fd)
     if len(raw) > max_file_bytes:
         raise BadFileError(f"grew above limits.max_file_bytes ({max_file_bytes}) while read")
     if not raw:
-        raise BadFileError(f"file is empty")
+        raise BadFileError("file is empty")
     digest = hashlib.sha256(raw).hexdigest()
     data = decompress(rel_path, raw, max_decompressed_bytes) if rel_path.endswith(".gz") else raw
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM) :]
     if not data.strip():
-        raise BadFileError(f"file is empty")
+        raise BadFileError("file is empty")
     return FileContent(size=len(raw), mtime_ns=st.st_mtime_ns, sha256=digest, data=data)

@@ -1,0 +1,92 @@
+"""Shared fixtures: real sample files, a drop/state pair, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "samples" / "algoseek"
+MASTER_SAMPLE = SAMPLES / "equity_security_master-sample.csv"
+AAPL_SAMPLE = SAMPLES / "standard-adjusted-secid-33449.csv"
+AAPL_FIGI = "BBG000B9XRY4"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def csv(self) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(self.out)))
+
+
+@dataclass
+class Sandbox:
+    """A drop directory and a state directory, and a way to run the CLI on them."""
+
+    root: Path
+    drop: Path
+    state: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE"))}
+        env.update(
+            PYTHONPATH=str(REPO / "daemon"),
+            ALGOSEEK_SYNC_DROP_DIR=str(self.drop),
+            ALGOSEEK_SYNC_STATE_DIR=str(self.state),
+            ALGOSEEK_SYNC_LOG_FORMAT="json",
+        )
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 120, **env: str) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "-m", "algoseek_sync", *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"algoseek-sync {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+        return result
+
+    def put(self, rel: str, data: bytes | str | Path) -> Path:
+        """Deliver a file into the drop directory (bytes, text, or a copy of a path)."""
+        target = self.drop / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Path):
+            shutil.copyfile(data, target)
+        else:
+            target.write_bytes(data.encode() if isinstance(data, str) else data)
+        return target
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    drop, state = tmp_path / "drop", tmp_path / "state"
+    drop.mkdir()
+    return Sandbox(tmp_path, drop, state)
+
+
+@pytest.fixture
+def samples() -> Callable[[Sandbox], None]:
+    """Deliver the real master sample and the AAPL bars (as 33449.csv) into a sandbox."""
+
+    def deliver(box: Sandbox) -> None:
+        box.put("equity_security_master.csv", MASTER_SAMPLE)
+        box.put("33449.csv", AAPL_SAMPLE)
+
+    return deliver
