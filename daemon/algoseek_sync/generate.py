@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 import sys
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -102,8 +103,8 @@ BAR_COLUMNS: dict[str, tuple[str, ...]] = {
         "Low",
         "Close",
         "MarketHoursVolume",
-    )
-    + _FACTORS,
+        *_FACTORS,
+    ),
 }
 
 
@@ -182,12 +183,13 @@ def _char_value(char: str) -> int:
     return int(char) if char.isdigit() else ord(char) - ord("A") + 10
 
 
+_VALUES = {c: _char_value(c) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+_DIGIT_SUM = {c: (sum(map(int, str(v))), sum(map(int, str(2 * v)))) for c, v in _VALUES.items()}
+
+
 def figi_check_digit(first11: str) -> int:
     """FIGI check digit (Luhn over A=10 … Z=35, odd 0-based positions doubled)."""
-    total = 0
-    for pos, char in enumerate(first11):
-        value = _char_value(char) * (2 if pos % 2 == 1 else 1)
-        total += sum(int(d) for d in str(value))
+    total = sum(_DIGIT_SUM[char][pos % 2] for pos, char in enumerate(first11))
     return (10 - total % 10) % 10
 
 
@@ -208,14 +210,14 @@ def _cusip_check(first8: str) -> str:
     """CUSIP check digit, so USIdentifier/ISIN look like the real thing."""
     total = 0
     for pos, char in enumerate(first8):
-        value = _char_value(char) * (2 if pos % 2 == 1 else 1)
+        value = _VALUES[char] * (2 if pos % 2 == 1 else 1)
         total += value // 10 + value % 10
     return str((10 - total % 10) % 10)
 
 
 def _isin_check(first11: str) -> str:
     """ISIN check digit: letters → numbers, then Luhn from the right."""
-    digits = "".join(str(_char_value(c)) for c in first11)
+    digits = "".join(str(_VALUES[c]) for c in first11)
     total = 0
     for pos, char in enumerate(reversed(digits)):
         value = int(char) * (2 if pos % 2 == 0 else 1)
@@ -224,7 +226,7 @@ def _isin_check(first11: str) -> str:
 
 
 def _sedol_check(first6: str) -> str:
-    total = sum(_char_value(c) * w for c, w in zip(first6, (1, 3, 1, 7, 3, 9), strict=True))
+    total = sum(_VALUES[c] * w for c, w in zip(first6, (1, 3, 1, 7, 3, 9), strict=True))
     return str((10 - total % 10) % 10)
 
 
@@ -400,7 +402,9 @@ def build_universe(spec: DropSpec) -> Universe:
         isin11 = "US" + cusip
         sedol6 = f"{(secid * 7 + a) % 1000000:06d}"
         exchange = _EXCHANGES[(a >> 4) % len(_EXCHANGES)]
-        sic, sector, industry = _CLASSES[(a >> 8) % len(_CLASSES)]
+        sic, sector, industry = (
+            _CLASSES[(a >> 8) % len(_CLASSES)] if exchange != "NYSE ARCA" else ("", "", "")
+        )
         infos.append(
             SecInfo(
                 secid=secid,
@@ -462,11 +466,28 @@ def master_csv(spec: DropSpec) -> tuple[str, Universe]:
 
 # --------------------------------------------------------------------------- bars
 
-_N_DRAWS = 24  # uniforms per (SecId, day); fixed so a SecId's day i never depends on the day count
-_SECONDS = np.array(
-    [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400)], dtype=object
-)
+_N_DRAWS = 24  # uniforms per (SecId, day, k); each a pure hash, so day i never depends on the day count
+_SECONDS = np.array([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400)], dtype=object)
 _FACTOR_ONE = "1,1,,"
+_BATCH_VALUES = 3_000_000  # uniforms per batch: bounds memory (~100 MB of temporaries)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer on a uint64 array (wrapping arithmetic)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _uniforms(seed: int, secids: np.ndarray, n: int) -> np.ndarray:
+    """Counter-based uniforms u[secid, day, k] in (0, 1): vectorised over a whole batch of SecIds,
+    and a value depends only on (seed, secid, day, k), so output is stable whatever is asked for."""
+    with np.errstate(over="ignore"):
+        key = _mix64(secids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed & (2**64 - 1)))
+        cell = np.arange(n * _N_DRAWS, dtype=np.uint64) * np.uint64(0xD1B54A32D192ED03)
+        x = _mix64(key[:, None] ^ cell[None, :])
+    u = ((x >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return u.reshape(len(secids), n, _N_DRAWS)
 
 
 def _fmt_factor(x: float) -> str:
@@ -474,86 +495,117 @@ def _fmt_factor(x: float) -> str:
     return "1" if x == 1.0 else repr(x)
 
 
-def _series(spec: DropSpec, secid: int, n: int) -> dict[str, list]:
-    """Numeric columns for trade-date indexes 0..n-1 of one SecId (a prefix-stable random walk)."""
-    rng = np.random.default_rng([spec.seed, secid])
-    const = rng.random(4)
-    u = rng.random((n, _N_DRAWS))
-    base = float(np.exp(np.log(5.0) + const[0] * np.log(100.0)))  # 5 .. 500
-    sigma = 0.008 + 0.025 * const[1]
-    vol_base = float(np.exp(np.log(2e4) + const[2] * np.log(2e3)))  # 20k .. 40M shares
-    # Box-Muller normal returns from two uniform columns.
-    z = np.sqrt(-2.0 * np.log1p(-u[:, 0])) * np.cos(2 * np.pi * u[:, 1])
-    log_close = np.log(base) + np.cumsum(sigma * z)
-    gap = sigma * 0.5 * (u[:, 2] - 0.5)
+def _series(spec: DropSpec, secids: list[int], idx: list[int]) -> dict[str, list[list]]:
+    """Numeric columns (SecId x selected day) of a prefix-stable random walk, as nested lists."""
+    ids = np.asarray(secids, dtype=np.int64)
+    n = max(idx) + 1
+    u = _uniforms(spec.seed, ids, n)
+    base = np.exp(np.log(5.0) + _hash_uniform(spec.seed, ids, 10) * np.log(100.0))[:, None]  # 5 .. 500
+    sigma = (0.008 + 0.025 * _hash_uniform(spec.seed, ids, 11))[:, None]
+    vol_base = np.exp(np.log(2e4) + _hash_uniform(spec.seed, ids, 12) * np.log(2e3))[:, None]  # 20k .. 40M
+    # Box-Muller normal daily returns from two uniform columns.
+    z = np.sqrt(-2.0 * np.log(u[:, :, 0])) * np.cos(2 * np.pi * u[:, :, 1])
+    log_close = np.log(base) + np.cumsum(sigma * z, axis=1)
+    gap = sigma * 0.5 * (u[:, :, 2] - 0.5)
 
     # Rare corporate events: cash dividends (~1/250 days), splits (~1/5000 days).
-    div = u[:, 11] < 0.004
-    split = (u[:, 12] < 0.0002) & (np.arange(n) > 0)
-    ratio = np.where(split, np.where(u[:, 13] < 0.5, 2.0, 3.0), 1.0)
-    split_cum = np.cumprod(ratio)
+    div = u[:, :, 11] < 0.004
+    split = (u[:, :, 12] < 0.0002) & (np.arange(n) > 0)[None, :]
+    ratio = np.where(split, np.where(u[:, :, 13] < 0.5, 2.0, 3.0), 1.0)
+    split_cum = np.cumprod(ratio, axis=1)
     close = np.exp(log_close) / split_cum
-    prev_close = np.concatenate(([close[0] / np.exp(gap[0])], close[:-1])) if n else close
-    prev_close = prev_close / ratio  # a split day opens near the split-adjusted previous close
+    prev_close = np.concatenate((base, close[:, :-1]), axis=1) / ratio  # split days open near adj. close
     open_ = prev_close * np.exp(gap)
+    adj = np.where(split, 1.0 / ratio, np.where(div, 1.0 - (0.003 + 0.01 * u[:, :, 14]), 1.0))
+    cum_price = np.cumprod(1.0 / adj, axis=1)
+
+    sel = slice(None) if idx == list(range(n)) else np.asarray(idx)
+    u, close, open_, sigma_s = u[:, sel], close[:, sel], open_[:, sel], sigma
+    split, div, ratio, adj = split[:, sel], div[:, sel], ratio[:, sel], adj[:, sel]
+    cum_price, cum_vol = cum_price[:, sel], split_cum[:, sel]
 
     close_c = np.maximum(np.round(close * 100), 1)
     open_c = np.maximum(np.round(open_ * 100), 1)
-    span = close * sigma * 100
-    high_c = np.maximum(open_c, close_c) + np.ceil(span * u[:, 3])
-    low_c = np.maximum(np.minimum(open_c, close_c) - np.ceil(span * u[:, 4]), 1)
-    quirk = u[:, 19] < 0.002  # Open outside [Low, High], as in real files (AAPL 20191220)
-    open_c = np.where(quirk, high_c + 1 + np.floor(u[:, 22] * 5), open_c)
+    span = close * sigma_s * 100
+    high_c = np.maximum(open_c, close_c) + np.ceil(span * u[:, :, 3])
+    low_c = np.maximum(np.minimum(open_c, close_c) - np.ceil(span * u[:, :, 4]), 1)
+    quirk = u[:, :, 19] < 0.002  # Open outside [Low, High], as in real files (AAPL 20191220)
+    open_c = np.where(quirk, high_c + 1 + np.floor(u[:, :, 22] * 5), open_c)
 
-    volume = np.floor(vol_base * np.exp(1.2 * (u[:, 5] - 0.5)) * np.where(split, ratio, 1.0)) + 100
-    trades = np.floor(volume / (80 + 200 * u[:, 14])) + 1
-    ext_vol = np.floor(volume * 0.08 * u[:, 18])
-    finra_share = 0.25 + 0.25 * u[:, 15]
-    adj_div = 1.0 - (0.003 + 0.01 * u[:, 13])
-    adj = np.where(split, 1.0 / ratio, np.where(div, adj_div, 1.0))
-    cum_price = np.cumprod(1.0 / adj)
-    cum_vol = split_cum
+    volume = np.floor(vol_base * np.exp(1.2 * (u[:, :, 5] - 0.5)) * ratio) + 100
+    trades = np.floor(volume / (80 + 200 * u[:, :, 15])) + 1
+    ext_vol = np.floor(volume * 0.08 * u[:, :, 18])
+    finra = 0.25 + 0.25 * u[:, :, 16]
 
-    def vwap(pos: np.ndarray) -> np.ndarray:
-        return np.round((low_c + (high_c - low_c) * (0.3 + 0.4 * pos)) / 100.0, 4)
+    def ints(a: np.ndarray) -> list[list[int]]:
+        return a.astype(np.int64).tolist()
 
-    sec = lambda col, lo, hi: (lo + np.floor(u[:, col] * (hi - lo))).astype(np.int64)  # noqa: E731
-    ms = np.floor(u[:, 8] * 1000).astype(np.int64)
-    factors = [_FACTOR_ONE] * n
-    reasons = np.flatnonzero((adj != 1.0) | (cum_price != 1.0) | (cum_vol != 1.0))
-    for i in reasons.tolist():
-        cp, cv = _fmt_factor(float(cum_price[i])), _fmt_factor(float(cum_vol[i]))
-        if split[i]:
-            factors[i] = f"{cp},{cv},{repr(float(adj[i]))},{'Subdiv' if ratio[i] == 3.0 else 'BonusSame'}"
-        elif div[i]:
-            factors[i] = f"{cp},{cv},{float(adj[i]):.15f},CashDiv"
+    def vwap(pos: np.ndarray) -> list[list[float]]:
+        return np.round((low_c + (high_c - low_c) * (0.3 + 0.4 * pos)) / 100.0, 4).tolist()
+
+    def clock(col: int, lo: int, hi: int) -> list[list[str]]:
+        return _SECONDS[(lo + np.floor(u[:, :, col] * (hi - lo))).astype(np.int64)].tolist()
+
+    factors = [[_FACTOR_ONE] * len(idx) for _ in secids]
+    special = (adj != 1.0) | (cum_price != 1.0) | (cum_vol != 1.0)
+    for b, i in zip(*np.nonzero(special), strict=True):
+        cp, cv = _fmt_factor(float(cum_price[b, i])), _fmt_factor(float(cum_vol[b, i]))
+        if split[b, i]:
+            reason = "Subdiv" if ratio[b, i] == 3.0 else "BonusSame"
+            factors[b][i] = f"{cp},{cv},{float(adj[b, i])!r},{reason}"
+        elif div[b, i]:
+            factors[b][i] = f"{cp},{cv},{float(adj[b, i]):.15f},CashDiv"
         else:
-            factors[i] = f"{cp},{cv},,"
+            factors[b][i] = f"{cp},{cv},,"
     return {
         "open": (open_c / 100.0).tolist(),
         "high": (high_c / 100.0).tolist(),
         "low": (low_c / 100.0).tolist(),
         "close": (close_c / 100.0).tolist(),
-        "open_size": (np.floor(u[:, 6] * 5000) + 100).astype(np.int64).tolist(),
-        "close_size": (np.floor(u[:, 7] * volume * 0.02) + 100).astype(np.int64).tolist(),
-        "open_ms": ms.tolist(),
-        "open_sec": _SECONDS[sec(20, 34200, 34202)].tolist(),
-        "high_time": _SECONDS[sec(9, 34200, 57600)].tolist(),
-        "low_time": _SECONDS[sec(10, 34200, 57600)].tolist(),
-        "high_ms": np.floor(u[:, 21] * 1000).astype(np.int64).tolist(),
-        "low_ms": np.floor(u[:, 23] * 1000).astype(np.int64).tolist(),
-        "mh_vol": volume.astype(np.int64).tolist(),
-        "mh_trades": trades.astype(np.int64).tolist(),
-        "tot_vol": (volume + ext_vol).astype(np.int64).tolist(),
-        "tot_trades": (trades + np.floor(ext_vol / 150)).astype(np.int64).tolist(),
-        "f_mh_vol": np.floor(volume * finra_share).astype(np.int64).tolist(),
-        "f_mh_trades": np.floor(trades * finra_share * 1.5).astype(np.int64).tolist(),
-        "f_tot_vol": np.floor((volume + ext_vol) * finra_share * 1.1).astype(np.int64).tolist(),
-        "f_tot_trades": np.floor((trades + ext_vol / 150) * finra_share * 1.6).astype(np.int64).tolist(),
-        "market_vwap": vwap(u[:, 16]).tolist(),
-        "daily_vwap": vwap(u[:, 17]).tolist(),
+        "open_size": ints(np.floor(u[:, :, 6] * 5000) + 100),
+        "close_size": ints(np.floor(u[:, :, 7] * volume * 0.02) + 100),
+        "open_sec": ints(u[:, :, 20] < 0.2),
+        "open_ms": ints(np.floor(u[:, :, 8] * 1000)),
+        "high_time": clock(9, 34200, 57600),
+        "high_ms": ints(np.floor(u[:, :, 21] * 1000)),
+        "low_time": clock(10, 34200, 57600),
+        "low_ms": ints(np.floor(u[:, :, 23] * 1000)),
+        "mh_vol": ints(volume),
+        "mh_trades": ints(trades),
+        "tot_vol": ints(volume + ext_vol),
+        "tot_trades": ints(trades + np.floor(ext_vol / 150)),
+        "f_mh_vol": ints(np.floor(volume * finra)),
+        "f_mh_trades": ints(np.floor(trades * finra * 1.5)),
+        "f_tot_vol": ints(np.floor((volume + ext_vol) * finra * 1.1)),
+        "f_tot_trades": ints(np.floor((trades + ext_vol / 150) * finra * 1.6)),
+        "market_vwap": vwap(u[:, :, 16]),
+        "daily_vwap": vwap(u[:, :, 17]),
         "factors": factors,
     }
+
+
+_PRIMARY_KEYS: tuple[str, ...] = (
+    "open",
+    "open_size",
+    "open_sec",
+    "open_ms",
+    "high",
+    "high_time",
+    "high_ms",
+    "low",
+    "low_time",
+    "low_ms",
+    "close",
+    "close_size",
+    "mh_vol",
+    "mh_trades",
+    "tot_vol",
+    "tot_trades",
+    "f_mh_vol",
+    "f_mh_trades",
+    "f_tot_vol",
+    "f_tot_trades",
+)
 
 
 def _esc(value: str) -> str:
@@ -561,61 +613,53 @@ def _esc(value: str) -> str:
     return _csv_field(value).replace("%", "%%")
 
 
-def _rows(spec: DropSpec, uni: Universe, secid: int, idx: Sequence[int]) -> list[str]:
-    """CSV lines (no header, no newline) of one SecId for the given trade-date indexes."""
-    if not idx:
-        return []
-    info = uni.info(secid)
-    n = max(idx) + 1
-    all_dates = trading_days(spec.start, max(n, spec.days))
-    s = _series(spec, secid, n)
-    ch = info.change_index
-    tick = [_esc(info.tickers[-1][0] if (ch == 0 or i >= ch) else info.tickers[0][0]) for i in idx]
-    dates = [all_dates[i] for i in idx]
-
-    def pick(key: str) -> list:
-        col = s[key]
-        return col if len(idx) == n and idx[0] == 0 and idx[-1] == n - 1 else [col[i] for i in idx]
-
+def _row_format(spec: DropSpec, info: SecInfo, ticker: str, name: str) -> str:
+    """One %-format per (SecId, ticker): constants baked in so each row formats only numbers."""
+    head = f"{info.secid},%s,{_esc(ticker)}"
     if spec.schema == "standard":
-        fmt = f"{secid},%s,%s,%.2f,%.2f,%.2f,%.2f,%d,%s"
-        cols = [dates, tick] + [pick(k) for k in ("open", "high", "low", "close", "mh_vol", "factors")]
-        return [fmt % t for t in zip(*cols, strict=True)]
-
-    names = [_esc(info.names[-1] if (ch == 0 or i >= ch) else info.names[0]) for i in idx]
-    const = f"{_esc(info.exchange)},{_esc(info.isin)}"
+        return head + ",%.2f,%.2f,%.2f,%.2f,%d,%s"
     factors = ",%s" if spec.schema == "primary-adjusted" else ""
-    fmt = (
-        f"{secid},%s,%s,%s,{const},%.2f,%d,%s.%03d,%.2f,%s.%03d,%.2f,%s.%03d,%.2f,%d,16:00:00,"
+    return (
+        f"{head},{_esc(name)},{_esc(info.exchange)},{_esc(info.isin)},"
+        "%.2f,%d,09:30:0%d.%03d,%.2f,%s.%03d,%.2f,%s.%03d,%.2f,%d,16:00:00,"
         f"%d,%d,%d,%d,%d,%d,%d,%d{factors},%.4f,%.4f"
     )
-    keys = [
-        "open",
-        "open_size",
-        "open_sec",
-        "open_ms",
-        "high",
-        "high_time",
-        "high_ms",
-        "low",
-        "low_time",
-        "low_ms",
-        "close",
-        "close_size",
-        "mh_vol",
-        "mh_trades",
-        "tot_vol",
-        "tot_trades",
-        "f_mh_vol",
-        "f_mh_trades",
-        "f_tot_vol",
-        "f_tot_trades",
-    ]
-    if spec.schema == "primary-adjusted":
-        keys.append("factors")
-    keys += ["market_vwap", "daily_vwap"]
-    cols = [dates, tick, names] + [pick(k) for k in keys]
-    return [fmt % t for t in zip(*cols, strict=True)]
+
+
+def _keys(spec: DropSpec) -> tuple[str, ...]:
+    if spec.schema == "standard":
+        return ("open", "high", "low", "close", "mh_vol", "factors")
+    factors = ("factors",) if spec.schema == "primary-adjusted" else ()
+    return _PRIMARY_KEYS + factors + ("market_vwap", "daily_vwap")
+
+
+def _lines(spec: DropSpec, uni: Universe, secids: list[int], idx: list[int]) -> Iterable[list[str]]:
+    """CSV lines (no newline) per SecId for trade-date indexes ``idx``, computed in batches."""
+    if not idx:
+        yield from ([] for _ in secids)
+        return
+    dates = trading_days(spec.start, max(max(idx) + 1, spec.days))
+    day_strs = [dates[i] for i in idx]
+    keys = _keys(spec)
+    batch = max(1, _BATCH_VALUES // ((max(idx) + 1) * _N_DRAWS))
+    for start in range(0, len(secids), batch):
+        chunk = secids[start : start + batch]
+        s = _series(spec, chunk, idx)
+        for b, secid in enumerate(chunk):
+            info = uni.info(secid)
+            cols = [day_strs] + [s[k][b] for k in keys]
+            (t0, _, _), n0 = info.tickers[-1], info.names[-1]
+            rows = zip(*cols, strict=True)
+            if info.change_index == 0:
+                fmt = _row_format(spec, info, t0, n0)
+                yield [fmt % t for t in rows]
+                continue
+            cut = sum(1 for i in idx if i < info.change_index)
+            old = _row_format(spec, info, info.tickers[0][0], info.names[0])
+            new = _row_format(spec, info, t0, n0)
+            out = [old % t for t in itertools.islice(rows, cut)]
+            out += [new % t for t in rows]
+            yield out
 
 
 def _indexes(spec: DropSpec, dates: Iterable[str] | None) -> list[int]:
@@ -626,7 +670,7 @@ def _indexes(spec: DropSpec, dates: Iterable[str] | None) -> list[int]:
     if not wanted:
         return []
     calendar = list(trading_days(spec.start, spec.days))
-    while calendar and calendar[-1] < wanted[-1]:
+    while not calendar or calendar[-1] < wanted[-1]:
         calendar = list(trading_days(spec.start, len(calendar) * 2 + 1))
     where = {d: i for i, d in enumerate(calendar)}
     missing = [d for d in wanted if d not in where]
@@ -643,7 +687,8 @@ def header(spec: DropSpec) -> str:
 def bar_rows(spec: DropSpec, secid: int, dates: Iterable[str] | None = None) -> str:
     """CSV text with header for one SecId and the given dates (default: the spec's days)."""
     uni = build_universe(spec)
-    lines = _rows(spec, uni, secid, _indexes(spec, dates))
+    uni.info(secid)
+    (lines,) = _lines(spec, uni, [secid], _indexes(spec, dates))
     return header(spec) + "\n" + "".join(line + "\n" for line in lines)
 
 
@@ -668,13 +713,13 @@ def _write_secid_chunk(root: Path, spec: DropSpec, secids: list[int], idx: list[
     head = header(spec) + "\n"
     paths = []
     made: set[Path] = set()
-    for secid in secids:
+    for secid, lines in zip(secids, _lines(spec, uni, secids, idx), strict=True):
         path = secid_path(root, spec, secid)
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        lines = _rows(spec, uni, secid, idx)
-        path.write_bytes(_encode(spec, head + "".join(line + "\n" for line in lines)))
+        lines.append("")
+        path.write_bytes(_encode(spec, head + "\n".join(lines)))
         paths.append(path)
     return paths
 
@@ -697,15 +742,19 @@ def _write_tradedate_chunk(
 
         for i in idx:
             emit(i, header(spec) + "\n")
-        block = max(1, 200_000 // max(len(idx), 1))
-        for start in range(0, len(secids), block):
-            buf: dict[int, list[str]] = {i: [] for i in idx}
-            for secid in secids[start : start + block]:
-                for i, line in zip(idx, _rows(spec, uni, secid, idx), strict=True):
-                    buf[i].append(line)
-            for i in idx:
-                emit(i, "".join(line + "\n" for line in buf[i]))
+        buf: dict[int, list[str]] = {i: [] for i in idx}
+        pending = 0
+        for lines in _lines(spec, uni, secids, idx):
+            for i, line in zip(idx, lines, strict=True):
+                buf[i].append(line)
+            pending += len(idx)
+            if pending >= 500_000:
+                for i in idx:
+                    emit(i, "".join(line + "\n" for line in buf[i]))
+                    buf[i].clear()
+                pending = 0
         for i in idx:
+            emit(i, "".join(line + "\n" for line in buf[i]))
             comp = comps[i]
             if comp is not None:
                 handles[i].write(comp.flush())

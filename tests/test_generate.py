@@ -1,0 +1,299 @@
+"""The drop generator must produce valid, deterministic, vendor-shaped files (tests and benchmarks rely on it)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from algoseek_sync.generate import (
+    BAR_COLUMNS,
+    MASTER_COLUMNS,
+    DropSpec,
+    bar_rows,
+    generate_drop,
+    main,
+    make_figi,
+    master_csv,
+    trade_dates,
+    write_bars,
+)
+
+SAMPLES = Path("/work/shared/samples/algoseek")
+REAL_FIGIS = ["BBG000BVPV84", "BBG000B9XRY4", "BBG000BPH459", "BBG000BSWKH7", "BBG000DWG505"]
+CONSONANTS_DIGITS = set("0123456789BCDFGHJKLMNPQRSTVWXYZ")
+
+
+def check_digit(first11: str) -> int:
+    """Independent FIGI check digit (spec in docs/algoseek-formats.md), not the generator's own."""
+    total = 0
+    for pos, char in enumerate(first11):
+        value = int(char) if char.isdigit() else ord(char) - 55
+        if pos % 2:
+            value *= 2
+        total += sum(int(d) for d in str(value))
+    return (10 - total % 10) % 10
+
+
+def is_valid_figi(figi: str) -> bool:
+    return (
+        len(figi) == 12
+        and figi[2] == "G"
+        and set(figi[3:11]) <= CONSONANTS_DIGITS
+        and figi[11] == str(check_digit(figi[:11]))
+    )
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    return list(csv.DictReader(io.StringIO(raw.decode())))
+
+
+def header_of(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as fh:
+        return next(csv.reader(fh))
+
+
+def digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("figi", REAL_FIGIS)
+def test_check_digit_matches_real_figis(figi: str) -> None:
+    assert check_digit(figi[:11]) == int(figi[11])
+
+
+def test_make_figi_valid_and_unique() -> None:
+    figis = [make_figi(n) for n in range(0, 200_000, 7)] + [make_figi(31**8 - 1)]
+    assert all(is_valid_figi(f) and f.startswith("BBG") for f in figis)
+    assert len(set(figis)) == len(figis)
+    with pytest.raises(ValueError):
+        make_figi(-1)
+
+
+def test_master_columns_match_real_sample(tmp_path: Path) -> None:
+    real = header_of(SAMPLES / "equity_security_master-sample.csv")
+    assert list(MASTER_COLUMNS) == real
+    manifest = generate_drop(tmp_path, DropSpec(secids=50, days=5))
+    assert header_of(manifest.master_path) == real
+
+
+def test_master_content_and_fractions(tmp_path: Path) -> None:
+    spec = DropSpec(secids=1000, days=30)
+    manifest = generate_drop(tmp_path, spec)
+    rows = read_csv(manifest.master_path)
+    assert [int(r["SecId"]) for r in rows] == manifest.secids == list(range(10000, 11000))
+    all_figis = [f for figis in manifest.figis.values() for f in figis]
+    assert all(is_valid_figi(f) for f in all_figis)
+    assert len(set(all_figis)) == len(all_figis)
+    counts = [len(f) for f in manifest.figis.values()]
+    assert abs(sum(c == 0 for c in counts) / 1000 - spec.blank_figi_fraction) < 0.01
+    assert abs(sum(c >= 2 for c in counts) / 1000 - spec.multi_figi_fraction) < 0.03
+    assert set(counts) == {0, 1, 2, 3}
+    changed = [s for s, t in manifest.tickers.items() if len(t) == 2]
+    assert abs(len(changed) / 1000 - spec.ticker_change_fraction) < 0.02
+    all_tickers = [t for hist in manifest.tickers.values() for t, _, _ in hist]
+    assert len(set(all_tickers)) == len(all_tickers)
+    assert all(t.isupper() and t.isalpha() for t in all_tickers)
+    for row in rows:
+        secid = int(row["SecId"])
+        assert (row["FIGI"].split(";") if row["FIGI"] else []) == manifest.figis[secid]
+        tickers = row["Tickers"].split(";")
+        ranges = row["TickersStartToEndDate"].split(";")
+        assert len(tickers) == len(ranges) == len(row["Name"].split(";"))
+        assert ranges[-1].endswith(":29991231")
+        assert [(t, *r.split(":")) for t, r in zip(tickers, ranges, strict=True)] == [
+            tuple(x) for x in manifest.tickers[secid]
+        ]
+        assert len(row["ISIN"]) == 12 and row["ISIN"].startswith("US")
+    # Some names and sectors contain commas: the CSV must quote them and still round-trip.
+    assert any("," in r["Name"] or "," in r["Sector"] for r in rows)
+
+
+@pytest.mark.parametrize("schema", ["primary", "primary-adjusted", "standard"])
+@pytest.mark.parametrize("aggregation", ["secid", "tradedate"])
+def test_headers_exact_and_gz_decompresses(tmp_path: Path, schema: str, aggregation: str) -> None:
+    spec = DropSpec(secids=20, days=6, schema=schema, aggregation=aggregation)  # type: ignore[arg-type]
+    manifest = generate_drop(tmp_path, spec)
+    expected = {
+        "primary": "SecId,TradeDate,Ticker,Name,PrimaryExchange,ISIN,OpenPrice,OpenSize,OpenTime,HighPrice,"
+        "HighTime,LowPrice,LowTime,ClosePrice,CloseSize,CloseTime,ListedMarketHoursVolume,"
+        "ListedMarketHoursTrades,ListedTotalVolume,ListedTotalTrades,FinraMarketHoursVolume,"
+        "FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,MarketVWAP,DailyVWAP",
+        "primary-adjusted": "SecId,TradeDate,Ticker,Name,PrimaryExchange,ISIN,OpenPrice,OpenSize,OpenTime,"
+        "HighPrice,HighTime,LowPrice,LowTime,ClosePrice,CloseSize,CloseTime,ListedMarketHoursVolume,"
+        "ListedMarketHoursTrades,ListedTotalVolume,ListedTotalTrades,FinraMarketHoursVolume,"
+        "FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,CumulativePriceFactor,"
+        "CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason,MarketVWAP,DailyVWAP",
+        "standard": "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,CumulativePriceFactor,"
+        "CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason",
+    }[schema]
+    assert ",".join(BAR_COLUMNS[schema]) == expected
+    n_files = 20 if aggregation == "secid" else 6
+    assert len(manifest.bar_paths) == n_files
+    total = 0
+    for path in manifest.bar_paths:
+        assert path.name.endswith(".csv.gz")
+        text = gzip.decompress(path.read_bytes()).decode()
+        assert text.splitlines()[0] == expected
+        rows = list(csv.reader(io.StringIO(text)))[1:]
+        assert all(len(r) == len(BAR_COLUMNS[schema]) for r in rows)
+        total += len(rows)
+    assert total == manifest.rows == 120
+
+
+def test_standard_header_matches_real_sample() -> None:
+    assert header_of(SAMPLES / "standard-adjusted-secid-33449.csv") == list(BAR_COLUMNS["standard"])
+
+
+def test_determinism_same_bytes(tmp_path: Path) -> None:
+    spec = DropSpec(secids=40, days=10, bucket_dirs=True, seed=3)
+    generate_drop(tmp_path / "a", spec)
+    generate_drop(tmp_path / "b", spec)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    generate_drop(tmp_path / "c", DropSpec(secids=40, days=10, bucket_dirs=True, seed=4))
+    assert digest(tmp_path / "a") != digest(tmp_path / "c")
+
+
+def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
+    for aggregation in ("secid", "tradedate"):
+        spec = DropSpec(secids=30, days=8, aggregation=aggregation)  # type: ignore[arg-type]
+        a = write_bars(tmp_path / f"{aggregation}1", spec)
+        b = write_bars(tmp_path / f"{aggregation}2", spec, workers=2)
+        assert [p.name for p in a] == [p.name for p in b]
+        assert digest(tmp_path / f"{aggregation}1") == digest(tmp_path / f"{aggregation}2")
+
+
+def test_values_stable_when_drop_grows() -> None:
+    """A SecId's day does not depend on how many days/SecIds were asked for (re-delivery scenarios)."""
+    small, big = DropSpec(secids=10, days=10), DropSpec(secids=50, days=10)
+    assert bar_rows(small, 10003) == bar_rows(big, 10003)
+    dates = trade_dates(small, extra=1)
+    full = bar_rows(small, 10003, dates).splitlines()
+    assert full[:-1] == bar_rows(small, 10003).splitlines()
+    one_new_day = bar_rows(small, 10003, [dates[-1]]).splitlines()
+    assert one_new_day == [full[0], full[-1]]
+    assert dates[-1] not in trade_dates(small)
+
+
+def test_bucket_dirs_and_plain_csv(tmp_path: Path) -> None:
+    spec = DropSpec(secids=5, days=3, bucket_dirs=True, compression="none")
+    manifest = generate_drop(tmp_path, spec)
+    assert [p.relative_to(tmp_path).as_posix() for p in manifest.bar_paths] == [
+        f"10/{s}.csv" for s in range(10000, 10005)
+    ]
+    assert read_csv(manifest.bar_paths[0])[0]["SecId"] == "10000"
+
+
+def test_calendar_skips_weekends_and_holidays() -> None:
+    dates = trade_dates(DropSpec(days=60, start="20240102"))
+    assert "20240115" not in dates  # MLK day
+    assert "20240219" not in dates  # Presidents' Day
+    assert "20240329" not in dates  # Good Friday
+    assert "20240106" not in dates  # Saturday
+    assert dates[0] == "20240102" and dates == sorted(dates)
+
+
+def test_tradedate_files_hold_every_secid_sorted(tmp_path: Path) -> None:
+    spec = DropSpec(secids=60, days=7, aggregation="tradedate")
+    manifest = generate_drop(tmp_path, spec)
+    assert [p.name for p in manifest.bar_paths] == [f"{d}.csv.gz" for d in manifest.trade_dates]
+    for path, day in zip(manifest.bar_paths, manifest.trade_dates, strict=True):
+        rows = read_csv(path)
+        assert [int(r["SecId"]) for r in rows] == manifest.secids
+        assert {r["TradeDate"] for r in rows} == {day}
+
+
+def test_secid_and_tradedate_carry_the_same_rows(tmp_path: Path) -> None:
+    by_secid = generate_drop(tmp_path / "s", DropSpec(secids=15, days=5))
+    by_day = generate_drop(tmp_path / "d", DropSpec(secids=15, days=5, aggregation="tradedate"))
+    a = sorted(tuple(r.values()) for p in by_secid.bar_paths for r in read_csv(p))
+    b = sorted(tuple(r.values()) for p in by_day.bar_paths for r in read_csv(p))
+    assert a == b
+
+
+def test_ticker_column_follows_ticker_changes(tmp_path: Path) -> None:
+    spec = DropSpec(secids=200, days=15, ticker_change_fraction=0.1)
+    manifest = generate_drop(tmp_path, spec)
+    changed = [s for s, hist in manifest.tickers.items() if len(hist) == 2]
+    assert len(changed) == 20
+    for secid in changed:
+        (old, _, old_end), (new, new_start, _) = manifest.tickers[secid]
+        rows = read_csv(tmp_path / f"{secid}.csv.gz")
+        assert {r["Ticker"] for r in rows} == {old, new}
+        for r in rows:
+            assert r["Ticker"] == (old if r["TradeDate"] <= old_end else new)
+            assert (r["TradeDate"] >= new_start) == (r["Ticker"] == new)
+    unchanged = next(s for s, hist in manifest.tickers.items() if len(hist) == 1)
+    assert {r["Ticker"] for r in read_csv(tmp_path / f"{unchanged}.csv.gz")} == {
+        manifest.tickers[unchanged][0][0]
+    }
+
+
+def test_bar_values_are_plausible(tmp_path: Path) -> None:
+    spec = DropSpec(secids=300, days=40)
+    manifest = generate_drop(tmp_path, spec)
+    rows = [r for p in manifest.bar_paths for r in read_csv(p)]
+    assert len(rows) == manifest.rows == 12_000
+    ok = 0
+    for r in rows:
+        o, h, lo, c = (float(r[k]) for k in ("OpenPrice", "HighPrice", "LowPrice", "ClosePrice"))
+        assert all(len(r[k].split(".")[1]) == 2 for k in ("OpenPrice", "HighPrice", "LowPrice", "ClosePrice"))
+        assert h >= c >= lo > 0
+        ok += lo <= o <= h
+        assert int(r["ListedTotalVolume"]) >= int(r["ListedMarketHoursVolume"]) > 0
+        assert r["OpenTime"].startswith("09:30:0") and r["CloseTime"] == "16:00:00"
+        assert "09:30:00" <= r["HighTime"] < "16:00:01" and len(r["HighTime"]) == 12
+        if r["AdjustmentReason"]:
+            assert r["AdjustmentReason"] in {"CashDiv", "BonusSame", "Subdiv"}
+            assert 0 < float(r["AdjustmentFactor"]) < 1
+        else:
+            assert r["AdjustmentFactor"] == ""
+    assert ok / len(rows) > 0.99  # "mostly": a few Open-outside-range rows like real AAPL 20191220
+    events = [r for r in rows if r["AdjustmentReason"]]
+    assert 0 < len(events) < len(rows) * 0.02
+    assert sum(r["CumulativePriceFactor"] == "1" for r in rows) > len(rows) * 0.8
+
+
+def test_master_csv_helper_matches_file(tmp_path: Path) -> None:
+    spec = DropSpec(secids=10, days=3)
+    text, universe = master_csv(spec)
+    assert generate_drop(tmp_path, spec).master_path.read_text() == text
+    assert [i.secid for i in universe.infos] == list(range(10000, 10010))
+
+
+def test_unknown_dates_and_secids_are_refused(tmp_path: Path) -> None:
+    spec = DropSpec(secids=3, days=3)
+    with pytest.raises(ValueError):
+        write_bars(tmp_path, spec, dates=["20240106"])  # a Saturday
+    with pytest.raises(KeyError):
+        write_bars(tmp_path, spec, secids=[1])
+
+
+def test_cli_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [str(tmp_path), "--secids", "7", "--days", "4", "--schema", "standard"]
+    assert main([*argv, "--aggregation", "tradedate", "--compression", "none", "--seed", "1"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and "7 SecIds x 4 days" in out
+    assert sorted(p.name for p in tmp_path.iterdir())[-1] == "equity_security_master.csv"
+
+
+def test_timing_10k_secids_20_days(tmp_path: Path) -> None:
+    """Not an assertion: prints how long the benchmark-sized drop takes here."""
+    began = time.perf_counter()
+    manifest = generate_drop(tmp_path, DropSpec(secids=10_000, days=20))
+    took = time.perf_counter() - began
+    print(f"\n10,000 SecIds x 20 days gz secid: {took:.1f}s, {len(manifest.bar_paths)} files")
+    assert manifest.rows == 200_000
