@@ -25,5 +25,9 @@ class BackendUnavailableError(AlgoseekSyncError):
     """The backend cannot take writes right now; the work stays queued and is retried."""
 
 
+class BackendRejectedError(AlgoseekSyncError):
+    """The backend answered but refused a write for a reason retrying will not fix."""
+
+
 class UserInputError(AlgoseekSyncError):
     """A CLI argument names something that does not exist (unknown SecId, file, ticker)."""

@@ -15,7 +15,7 @@ import structlog
 
 from algoseek_sync.backends.base import AssetOutcome, Backend, MasterUpdate
 from algoseek_sync.config import Settings
-from algoseek_sync.errors import BackendUnavailableError, BadFileError, FileGoneError
+from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, BadFileError, FileGoneError
 from algoseek_sync.formats.bars import BarFile, fan_out, parse_bars
 from algoseek_sync.formats.master import parse_master
 from algoseek_sync.formats.read import FileContent, read_file
@@ -207,6 +207,9 @@ class Worker:
                 self.ledger.release_waiting()
 
             self.backend.apply_master(MasterUpdate(snapshot=master.assets, history_copies=copies), done)
+        except BackendRejectedError as exc:
+            self._reject(stats, version, exc, started)
+            return True
         except BackendUnavailableError as exc:
             self.ledger.defer(version.id, str(exc), backoff(version.attempts))
             stats.deferred = True
@@ -305,6 +308,10 @@ class Worker:
 
         try:
             self.backend.upsert_bars(table.to_pandas(), done)
+        except BackendRejectedError as exc:
+            for p in parsed:
+                self._reject(stats, p.version, exc, p.started)
+            return
         except BackendUnavailableError as exc:
             for p in parsed:
                 self.ledger.defer(p.version.id, str(exc), backoff(p.version.attempts))

@@ -1,0 +1,652 @@
+"""A local stand-in for the Main Sequence API, enough for the real SDK's assets and DataNode runs.
+
+Standard library only, in-memory state, a request log and fault injection, so backend tests
+can run the real ``mainsequence`` client offline. Use it in-process (:class:`PlatformServer`)
+or as a subprocess (``python tests/platform_server.py --port N``); in both cases the
+``/_control/`` endpoints read the log and inject faults over HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import gzip
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+API = "/orm/api"
+DATA_SOURCE: dict[str, Any] = {
+    "id": 1,
+    "related_resource": {
+        "id": 1,
+        "display_name": "test-timescale",
+        "organization": 1,
+        "class_type": "timescale_db",
+        "status": "AVAILABLE",
+        "extra_arguments": None,
+    },
+    "related_resource_class_type": "timescale_db",
+}
+CONSTANTS = {
+    "DATA_SOURCE_TYPE_TIMESCALEDB": "timescale_db",
+    "DATA_SOURCE_TYPE_LOCAL_DISK_LAKE": "local_disk_lake",
+    "SCHEDULER_HEART_BEAT_FREQUENCY_SECONDS": 30,
+}
+PAGE_ROWS = 5000
+
+
+@dataclass
+class Fault:
+    """One injected failure: answer ``status`` (or drop / delay) for ``count`` matching requests."""
+
+    path: str
+    status: int = 503
+    count: int = 1
+    method: str = ""
+    retry_after: float | None = None
+    drop: bool = False
+    delay: float = 0.0
+    body: dict[str, Any] = field(default_factory=lambda: {"detail": "injected fault"})
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso(value: Any) -> str:
+    """Canonical key for a time value (ISO text, epoch seconds or datetime)."""
+    if isinstance(value, (int, float)):
+        stamp = dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    else:
+        stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        stamp = stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _epoch(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+class PlatformState:
+    """Everything the fake platform stores, guarded by one lock."""
+
+    def __init__(self, project_id: int = 1) -> None:
+        self.lock = threading.RLock()
+        self.project_id = project_id
+        self.invalid_figis: set[str] = set()
+        self.assets: dict[str, dict[str, Any]] = {}
+        self.tables: dict[int, dict[str, Any]] = {}
+        self.updates: dict[int, dict[str, Any]] = {}
+        self.stcs: dict[int, dict[str, Any]] = {}
+        self.rows: dict[int, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.dependencies: dict[int, set[int]] = {}
+        self.schedulers: dict[int, dict[str, Any]] = {}
+        self.log: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.row_writes = 0
+        self._ids = 0
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def add_asset(self, uid: str, *, figi: str | None = None, custom: bool = False, **snap: Any) -> dict:
+        with self.lock:
+            if uid in self.assets:
+                snapshot = self.assets[uid]["current_snapshot"]
+                snapshot.update({k: v for k, v in snap.items() if k in ("name", "ticker") and v})
+                return self.assets[uid]
+            asset_id = self.next_id()
+            asset = {
+                "id": asset_id,
+                "unique_identifier": uid,
+                "figi": figi,
+                "is_custom_by_organization": custom,
+                "current_snapshot": {
+                    "id": asset_id,
+                    "asset": asset_id,
+                    "effective_from": _now(),
+                    "name": snap.get("name") or uid,
+                    "ticker": snap.get("ticker") or None,
+                },
+            }
+            self.assets[uid] = asset
+            return asset
+
+    def table_rows(self, identifier: str) -> list[dict[str, Any]]:
+        """Stored rows of the table published under ``identifier`` (for assertions)."""
+        with self.lock:
+            for table_id, table in self.tables.items():
+                if table.get("identifier") == identifier:
+                    return [dict(r) for _, r in sorted(self.rows.get(table_id, {}).items())]
+        return []
+
+    def requests(self, contains: str = "", method: str = "") -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.log if contains in e["path"] and (not method or e["method"] == method)]
+
+    def clear_log(self) -> None:
+        with self.lock:
+            self.log.clear()
+
+    # --- serialisers -------------------------------------------------------------------------
+
+    def storage_json(self, table_id: int) -> dict[str, Any]:
+        table = dict(self.tables[table_id])
+        table["sourcetableconfiguration"] = self.stcs.get(table_id)
+        return table
+
+    def update_json(self, update_id: int) -> dict[str, Any]:
+        update = dict(self.updates[update_id])
+        update["data_node_storage"] = self.storage_json(update["data_node_storage"])
+        return update
+
+    def stats(self, table_id: int) -> dict[str, str]:
+        last: dict[str, str] = {}
+        for ti, uid in self.rows.get(table_id, {}):
+            if uid not in last or ti > last[uid]:
+                last[uid] = ti
+        return last
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes requests to ``PlatformState``; one instance per request."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        state = self.server.state
+        parts = urlsplit(self.path)
+        path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        if path.startswith("/_control/"):
+            self._control(method, path, body)
+            return
+        entry = {"t": time.monotonic(), "method": method, "path": path, "query": query, "json": body}
+        fault = self._take_fault(method, path)
+        with state.lock:
+            state.log.append(entry)
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                entry["status"] = "dropped"
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault.status:
+                headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+                entry["status"] = fault.status
+                self._send(fault.status, fault.body, headers)
+                return
+        try:
+            status, payload = self._route(method, path, query, body, entry)
+        except KeyError as exc:
+            status, payload = 404, {"detail": f"not found: {exc}"}
+        entry["status"] = status
+        self._send(status, payload)
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        state = self.server.state
+        with state.lock:
+            for fault in state.faults:
+                if fault.count > 0 and fault.path in path and (not fault.method or fault.method == method):
+                    fault.count -= 1
+                    return fault
+        return None
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = b"" if status == 204 else json.dumps(payload, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _control(self, method: str, path: str, body: dict[str, Any]) -> None:
+        state = self.server.state
+        with state.lock:
+            if path == "/_control/log":
+                self._send(200, state.log)
+            elif path == "/_control/fault" and method == "POST":
+                state.faults.append(Fault(**body))
+                self._send(200, {"ok": True})
+            elif path == "/_control/clear":
+                state.faults.clear()
+                state.log.clear()
+                self._send(200, {"ok": True})
+            elif path == "/_control/invalid_figi" and method == "POST":
+                state.invalid_figis.add(body["figi"])
+                self._send(200, {"ok": True})
+            elif path == "/_control/rows":
+                self._send(200, state.table_rows(body.get("identifier", "")))
+            else:
+                self._send(404, {"detail": "unknown control"})
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def _route(self, method: str, path: str, query: dict, body: Any, entry: dict) -> tuple[int, Any]:
+        state = self.server.state
+        if not path.startswith(API):
+            return 404, {"detail": "not found"}
+        path = path[len(API) :]
+        with state.lock:
+            if path.startswith("/assets/"):
+                return self._assets(method, path, query, body)
+            if path == "/ts_manager/api/constants" or path == "/assets/api/constants":
+                return 200, CONSTANTS
+            match = re.fullmatch(r"/pods/projects/(\d+)/", path)
+            if match:
+                if int(match.group(1)) != state.project_id:
+                    return 404, {"detail": "Not found."}
+                project = {"id": state.project_id, "project_name": "algoseek-test", "is_initialized": True}
+                return 200, project | {"data_source": DATA_SOURCE}
+            if path.startswith("/ts_manager/"):
+                return self._ts_manager(method, path[len("/ts_manager") :], query, body, entry)
+        return 404, {"detail": f"no route {method} {path}"}
+
+    def _assets(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
+        state = self.server.state
+        if path == "/assets/asset/query/" and method == "POST":
+            wanted = [u for u in str(body.get("unique_identifier__in", "")).split(",") if u]
+            found = [state.assets[u] for u in wanted if u in state.assets]
+            limit = int(query.get("limit") or 100)
+            offset = int(query.get("offset") or 0)
+            nxt = None
+            if offset + limit < len(found):
+                host = self.headers.get("Host")
+                nxt = f"http://{host}{API}/assets/asset/query/?limit={limit}&offset={offset + limit}"
+            return 200, {"results": found[offset : offset + limit], "next": nxt}
+        if path == "/assets/asset/" and method == "GET":
+            items = list(state.assets.values())
+            if "unique_identifier" in query:
+                items = [a for a in items if a["unique_identifier"] == query["unique_identifier"]]
+            if "unique_identifier__in" in query:
+                wanted = set(query["unique_identifier__in"].split(","))
+                items = [a for a in items if a["unique_identifier"] in wanted]
+            if "is_custom_by_organization" in query:
+                flag = query["is_custom_by_organization"].lower() == "true"
+                items = [a for a in items if a["is_custom_by_organization"] == flag]
+            return 200, {"results": items, "next": None}
+        if path == "/assets/asset/register_asset_from_figi/" and method == "POST":
+            figi = body.get("figi", "")
+            if figi in state.invalid_figis or not re.fullmatch(r"[A-Z0-9]{12}", figi):
+                return 400, {"detail": f"FIGI {figi} not found in OpenFIGI"}
+            if figi in state.assets:
+                return 200, state.assets[figi]
+            return 201, state.add_asset(figi, figi=figi)
+        if path == "/assets/asset/get_or_register_custom_asset/" and method == "POST":
+            return 201, self._custom(body)
+        if path == "/assets/asset/batch_get_or_register_custom_assets/" and method == "POST":
+            return 200, [self._custom(item) for item in body]
+        return 404, {"detail": f"no asset route {method} {path}"}
+
+    def _custom(self, item: dict[str, Any]) -> dict[str, Any]:
+        snap = item.get("snapshot") or {}
+        return self.server.state.add_asset(item["unique_identifier"], custom=True, **snap)
+
+    def _ts_manager(self, method: str, path: str, query: dict, body: Any, entry: dict) -> tuple[int, Any]:
+        state = self.server.state
+        if path == "/local_time_serie/" and method == "GET":
+            found = [
+                state.update_json(i)
+                for i, u in state.updates.items()
+                if u["update_hash"] == query.get("update_hash")
+            ]
+            return 200, found
+        if path == "/dynamic_table/" and method == "GET":
+            found = [
+                state.storage_json(i)
+                for i, t in state.tables.items()
+                if all(str(t.get(k)) == v for k, v in query.items() if k in ("identifier", "storage_hash"))
+            ]
+            return 200, found
+        if path == "/dynamic_table/get_or_create/" and method == "POST":
+            return self._table_get_or_create(body)
+        if path == "/local_time_serie/get_or_create/" and method == "POST":
+            return self._update_get_or_create(body)
+        if path == "/scheduler/build_and_assign_to_update_nodes/" and method == "POST":
+            sid = state.next_id()
+            state.schedulers[sid] = {
+                "id": sid,
+                "name": body.get("scheduler_name", f"s{sid}"),
+                "is_running": False,
+                "running_process_pid": None,
+                "running_in_debug_mode": True,
+                "updates_halted": False,
+                "host": None,
+                "api_address": None,
+                "api_port": None,
+                "last_heart_beat": None,
+            }
+            return 201, state.schedulers[sid]
+        match = re.fullmatch(r"/scheduler/(\d+)/(in-active-tree/)?", path)
+        if match:
+            scheduler = state.schedulers[int(match.group(1))]
+            if not match.group(2):
+                scheduler.update({k: v for k, v in body.items() if k != "last_heart_beat"})
+            return 200, scheduler
+        if path == "/local_time_serie/get_metadatas_and_set_updates/":
+            ids = [n["id"] for n in body.get("update_nodes", [])]
+            return 200, {
+                "source_table_config_map": {
+                    str(i): state.stcs.get(state.updates[i]["data_node_storage"]) for i in ids
+                },
+                "state_data": {str(i): {"related_table": i} for i in ids},
+                "all_index_stats": {str(i): None for i in ids},
+                "local_metadatas": [state.update_json(i) for i in ids],
+            }
+        match = re.fullmatch(r"/local_time_serie/(\d+)/(.*)", path)
+        if match:
+            return self._update_action(int(match.group(1)), match.group(2), method, body, entry)
+        if path == "/source_table_config/" and method == "POST":
+            table_id = int(body["metadata_id"])
+            state.stcs[table_id] = {
+                "id": table_id,
+                "related_table": table_id,
+                "time_index_name": body["time_index_name"],
+                "column_dtypes_map": body["column_dtypes_map"],
+                "index_names": body["index_names"],
+                "table_partition": {},
+                "last_time_index_value": None,
+                "earliest_index_value": None,
+                "open_for_everyone": False,
+                "columns_metadata": [],
+            }
+            return 201, state.stcs[table_id]
+        match = re.fullmatch(r"/source_table_config/(\d+)/(get_stats|set_or_update_columns_metadata)/", path)
+        if match:
+            table_id = int(match.group(1))
+            if match.group(2) == "get_stats":
+                last = state.stats(table_id)
+                stats = {"max_per_asset_symbol": last} if last else None
+                return 200, {"multi_index_stats": stats, "multi_index_column_stats": {}}
+            state.stcs[table_id]["columns_metadata"] = body.get("columns_metadata", [])
+            return 200, state.stcs[table_id]["columns_metadata"]
+        match = re.fullmatch(r"/dynamic_table/(\d+)/(.*)", path)
+        if match:
+            return self._table_action(int(match.group(1)), match.group(2), method, body)
+        return 404, {"detail": f"no ts_manager route {method} {path}"}
+
+    def _table_get_or_create(self, body: dict[str, Any]) -> tuple[int, Any]:
+        state = self.server.state
+        for table_id, table in state.tables.items():
+            if table["storage_hash"] == body["storage_hash"]:
+                return 200, state.storage_json(table_id)
+        table_id = state.next_id()
+        state.tables[table_id] = {
+            "id": table_id,
+            "storage_hash": body["storage_hash"],
+            "namespace": body.get("namespace"),
+            "build_configuration_json_schema": body.get("build_configuration_json_schema"),
+            "identifier": None,
+            "protect_from_deletion": False,
+            "description": None,
+            "labels": [],
+            "creation_date": _now(),
+            "created_by_user": 1,
+            "organization_owner": 1,
+            "open_for_everyone": False,
+            "data_source_open_for_everyone": False,
+            "build_configuration": body.get("build_configuration"),
+            "time_serie_source_code_git_hash": body.get("time_serie_source_code_git_hash"),
+            "time_serie_source_code": None,
+            "data_source": DATA_SOURCE,
+            "source_class_name": body["storage_hash"].split("_")[0],
+            "table_index_names": None,
+            "compression_policy_config": None,
+            "retention_policy_config": None,
+            "data_frequency_id": None,
+        }
+        state.rows[table_id] = {}
+        return 201, state.storage_json(table_id)
+
+    def _update_get_or_create(self, body: dict[str, Any]) -> tuple[int, Any]:
+        state = self.server.state
+        for update_id, update in state.updates.items():
+            if update["update_hash"] == body["update_hash"]:
+                return 200, state.update_json(update_id)
+        table_id = next(
+            i for i, t in state.tables.items() if t["storage_hash"] == body["remote_table__hash_id"]
+        )
+        update_id = state.next_id()
+        state.updates[update_id] = {
+            "id": update_id,
+            "update_hash": body["update_hash"],
+            "build_configuration": body.get("build_configuration") or {},
+            "ogm_dependencies_linked": False,
+            "data_node_storage": table_id,
+            "tags": [],
+            "labels": [],
+            "description": None,
+            "update_details": None,
+            "run_configuration": None,
+            "open_for_everyone": False,
+        }
+        state.dependencies[update_id] = set()
+        return 201, state.update_json(update_id)
+
+    def _update_action(
+        self, update_id: int, action: str, method: str, body: Any, entry: dict
+    ) -> tuple[int, Any]:
+        state = self.server.state
+        update = state.updates[update_id]
+        table_id = update["data_node_storage"]
+        if action == "" and method == "PATCH":
+            update.update({k: v for k, v in body.items() if k in update})
+            return 200, state.update_json(update_id)
+        if action == "" and method == "GET":
+            return 200, state.update_json(update_id)
+        if action == "depends_on_connect/":
+            state.dependencies[update_id].add(int(body["target_time_serie_id"]))
+            return 204, None
+        if action == "get_all_dependencies_update_priority/":
+            deps = []
+            for dep in sorted(state.dependencies[update_id]):
+                dep_update = state.updates[dep]
+                deps.append(
+                    {
+                        "id": dep,
+                        "update_node_id": dep,
+                        "update_hash": dep_update["update_hash"],
+                        "remote_table_hash_id": state.tables[dep_update["data_node_storage"]]["storage_hash"],
+                        "node_type": "local_time_serie",
+                        "data_source_id": 1,
+                        "update_priority": 0,
+                        "number_of_upstreams": 0,
+                        "source_class_name": "Node",
+                    }
+                )
+            return 200, deps
+        if action == "set_start_of_execution/":
+            last = state.stats(table_id)
+            last_value = max(last.values()) if last else None
+            return 201, {
+                "historical_update": {
+                    "id": state.next_id(),
+                    "related_table": update_id,
+                    "update_time_start": _now(),
+                },
+                "last_time_index_value": _epoch(last_value) if last_value else None,
+                "asset_time_statistics": last or None,
+                "multi_index_column_stats": None,
+                "must_update": True,
+                "direct_dependencies_ids": sorted(state.dependencies[update_id]),
+            }
+        if action == "set_end_of_execution/":
+            return 200, {"ok": True}
+        if action == "insert_data_into_table/":
+            records = json.loads(gzip.decompress(base64.b64decode(body["data"])))
+            stc = state.stcs[table_id]
+            time_name = stc["time_index_name"]
+            uid_name = stc["index_names"][1] if len(stc["index_names"]) > 1 else None
+            table = state.rows.setdefault(table_id, {})
+            for record in records:
+                record[time_name] = _iso(record[time_name])
+                table[(record[time_name], record.get(uid_name, "") if uid_name else "")] = record
+            state.row_writes += len(records)
+            entry["rows"] = len(records)
+            entry["uids"] = sorted({str(r.get(uid_name)) for r in records}) if uid_name else []
+            entry.pop("json", None)
+            return 200, {"ok": True}
+        if action == "set_last_update_index_time_from_update_stats/":
+            return 200, state.update_json(update_id)
+        return 404, {"detail": f"no local_time_serie action {action}"}
+
+    def _table_action(self, table_id: int, action: str, method: str, body: Any) -> tuple[int, Any]:
+        state = self.server.state
+        table = state.tables[table_id]
+        if action == "" and method == "PATCH":
+            for key, value in body.items():
+                if key in table:
+                    table[key] = value
+            return 200, state.storage_json(table_id)
+        if action == "" and method == "GET":
+            return 200, state.storage_json(table_id)
+        if action == "build_or_update_update_details/":
+            return 202, {}
+        if action == "get_data_between_dates_from_remote/":
+            return 200, self._read_rows(table_id, body)
+        return 404, {"detail": f"no dynamic_table action {action}"}
+
+    def _read_rows(self, table_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        rows = self.server.state.rows.get(table_id, {})
+        uids = body.get("unique_identifier_list")
+        start, end = body.get("start_date"), body.get("end_date")
+        ge, le = body.get("great_or_equal", True) is not False, body.get("less_or_equal", True) is not False
+        selected = []
+        for (ti, uid), row in sorted(rows.items()):
+            when = _epoch(ti)
+            if uids and uid not in uids:
+                continue
+            if start is not None and (when < start or (when == start and not ge)):
+                continue
+            if end is not None and (when > end or (when == end and not le)):
+                continue
+            selected.append(row)
+        offset = int(body.get("offset") or 0)
+        page = selected[offset : offset + PAGE_ROWS]
+        nxt = offset + PAGE_ROWS if offset + PAGE_ROWS < len(selected) else None
+        return {"results": page, "next_offset": nxt}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], state: PlatformState) -> None:
+        self.state = state
+        self.connections: set[socket.socket] = set()
+        super().__init__(address, Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        self.connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            self.connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that gave up (timeouts, dropped-connection faults) are expected here, not errors."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+    def drop_connections(self) -> None:
+        """Close kept-alive client connections too, so a stopped server really answers nothing."""
+        for conn in list(self.connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+
+class PlatformServer:
+    """The fake platform on 127.0.0.1, served from a background thread; stop/start keeps state."""
+
+    def __init__(self, port: int = 0, project_id: int = 1) -> None:
+        self.state = PlatformState(project_id=project_id)
+        self.port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PlatformServer:
+        self._server = _Server(("127.0.0.1", self.port), self.state)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="platform-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server.drop_connections()
+            self._server = None
+
+    def fault(self, path: str, **kwargs: Any) -> Fault:
+        fault = Fault(path=path, **kwargs)
+        with self.state.lock:
+            self.state.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.state.lock:
+            self.state.faults.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--project-id", type=int, default=1)
+    args = parser.parse_args()
+    server = PlatformServer(port=args.port, project_id=args.project_id).start()
+    print(f"listening on {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""The Main Sequence backend against the real SDK (3.19) and the local fake platform.
+
+The SDK reads its endpoint at import, so one session-wide fake platform is started and its
+URL put in the environment before the first import (which happens inside the backend).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import structlog
+
+from algoseek_sync.backends.base import AssetSpec, MasterUpdate
+from algoseek_sync.backends.mainsequence import env
+from algoseek_sync.config import Settings, load_settings
+from algoseek_sync.errors import BackendUnavailableError, ConfigError
+from platform_server import PlatformServer
+
+TOKEN = "sekrit-access-token-0123456789"
+FIGI_A, FIGI_B, FIGI_C, FIGI_D = "BBG000BVPV84", "BBG000B9XRY4", "BBG000BPH459", "BBG000BSWKH7"
+ATTEMPTS = 3
+
+
+def make_settings(state_dir: Path, **overrides: object) -> Settings:
+    settings = load_settings(
+        env={"ALGOSEEK_SYNC_STATE_DIR": str(state_dir), "ALGOSEEK_SYNC_BACKEND": "mainsequence"}
+    )
+    values = dict(
+        retry_attempts=ATTEMPTS,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.2,
+        retry_total_seconds=3.0,
+        registration_retry_seconds=300.0,
+        query_batch_size=2,
+    )
+    values.update(overrides)
+    return settings.model_copy(update={"mainsequence": settings.mainsequence.model_copy(update=values)})
+
+
+def bars(uid: str, days: list[str], close: float = 10.0, secid: int = 1) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "time_index": [f"{d}T21:00:00Z" for d in days],
+            "unique_identifier": uid,
+            "open": close - 1,
+            "high": close + 1,
+            "low": close - 2,
+            "close": [close + i for i in range(len(days))],
+            "volume": 1000.0,
+            "secid": secid,
+            "ticker": "AAA",
+            "adjustmentreason": "",
+        }
+    )
+
+
+class Calls:
+    """A ``done`` callback that counts its calls."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[PlatformServer]:
+    server = PlatformServer().start()
+    saved = {
+        k: os.environ.get(k) for k in (env.ENDPOINT, env.ACCESS_TOKEN, env.PROJECT_ID, env.REFRESH_TOKEN)
+    }
+    os.environ.update({env.ENDPOINT: server.url, env.ACCESS_TOKEN: TOKEN, env.PROJECT_ID: "1"})
+    os.environ.pop(env.REFRESH_TOKEN, None)
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def containment(platform: PlatformServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Build the backend (first SDK import) and record the process state around it."""
+    from algoseek_sync.backends.mainsequence import MainSequenceBackend
+
+    structlog.configure(processors=[structlog.processors.JSONRenderer()], cache_logger_on_first_use=False)
+    root = logging.getLogger()
+    marker = logging.NullHandler()
+    root.addHandler(marker)
+    before = {
+        "structlog": structlog.get_config(),
+        "handlers": list(root.handlers),
+        "level": root.level,
+        "hook": sys.excepthook,
+        "home": os.environ.get("HOME"),
+    }
+    state_dir = tmp_path_factory.mktemp("state")
+    backend = MainSequenceBackend(make_settings(state_dir), None)
+    description = backend.check()
+    after = {
+        "structlog": structlog.get_config(),
+        "handlers": list(root.handlers),
+        "level": root.level,
+        "hook": sys.excepthook,
+        "home": os.environ.get("HOME"),
+    }
+    root.removeHandler(marker)
+    return {
+        "backend": backend,
+        "before": before,
+        "after": after,
+        "description": description,
+        "state": state_dir,
+    }
+
+
+@pytest.fixture()
+def backend(containment: dict[str, object], platform: PlatformServer):
+    platform.clear_faults()
+    platform.state.clear_log()
+    yield containment["backend"]
+    platform.clear_faults()
+
+
+# --- configuration, no SDK needed -----------------------------------------------------------
+
+
+def test_env_file_fills_only_unset_variables(tmp_path: Path) -> None:
+    path = tmp_path / "ms.env"
+    path.write_text(
+        "# comment\nMAINSEQUENCE_ENDPOINT='https://example.test/'\nexport MAIN_SEQUENCE_PROJECT_ID=7\n"
+        'MAINSEQUENCE_ACCESS_TOKEN="from-file"\n\nnot a line\n'
+    )
+    environ = {"MAINSEQUENCE_ACCESS_TOKEN": "already"}
+    added = env.load_env_file(str(path), environ)
+    assert sorted(added) == ["MAINSEQUENCE_ENDPOINT", "MAIN_SEQUENCE_PROJECT_ID"]
+    assert environ == {
+        "MAINSEQUENCE_ACCESS_TOKEN": "already",
+        "MAINSEQUENCE_ENDPOINT": "https://example.test/",
+        "MAIN_SEQUENCE_PROJECT_ID": "7",
+    }
+    assert env.require_variables(environ) == "https://example.test"
+    with pytest.raises(ConfigError, match="cannot read"):
+        env.load_env_file(str(tmp_path / "missing.env"), {})
+
+
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [
+        ({}, "MAINSEQUENCE_ENDPOINT"),
+        ({"MAINSEQUENCE_ENDPOINT": "http://x"}, "MAINSEQUENCE_ACCESS_TOKEN"),
+        (
+            {"MAINSEQUENCE_ENDPOINT": "http://x", "MAINSEQUENCE_REFRESH_TOKEN": "r"},
+            "MAIN_SEQUENCE_PROJECT_ID",
+        ),
+    ],
+)
+def test_missing_variable_is_named(environ: dict[str, str], missing: str) -> None:
+    with pytest.raises(ConfigError, match=missing):
+        env.require_variables(environ)
+
+
+def test_redact_masks_tokens() -> None:
+    environ = {env.ACCESS_TOKEN: TOKEN}
+    text = f"401 GET http://x: Authorization: Bearer {TOKEN} {{'refresh': 'abc.def'}} {TOKEN}"
+    masked = env.redact(text, environ)
+    assert TOKEN not in masked and "abc.def" not in masked
+
+
+def test_package_import_does_not_import_sdk() -> None:
+    code = (
+        "import sys; import algoseek_sync.backends.mainsequence as m; "
+        "assert not any(k.startswith('mainsequence') for k in sys.modules), 'sdk imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ | {"PYTHONPATH": "daemon"})
+
+
+def test_server_runs_as_subprocess() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "platform_server.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().split()[-1]
+        with urllib.request.urlopen(f"{url}/orm/api/ts_manager/api/constants", timeout=5) as r:
+            assert r.status == 200
+        with urllib.request.urlopen(f"{url}/_control/log", timeout=5) as r:
+            assert b"constants" in r.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+# --- import containment -----------------------------------------------------------------------
+
+
+def test_sdk_import_is_contained(containment: dict[str, object]) -> None:
+    before, after = containment["before"], containment["after"]
+    assert after["structlog"] == before["structlog"]
+    assert after["handlers"] == before["handlers"]
+    assert after["level"] == before["level"]
+    assert after["hook"] is before["hook"]
+    assert after["home"] == before["home"]
+    assert logging.getLogger("mainsequence").handlers == []
+    assert (Path(containment["state"]) / "mainsequence" / "tdag").is_dir()
+    assert "mainsequence" in sys.modules
+    assert TOKEN not in containment["description"]
+    assert "project 1" in containment["description"]
+
+
+# --- assets ------------------------------------------------------------------------------------
+
+
+def test_ensure_assets_existing_new_custom_refused(backend, platform: PlatformServer) -> None:
+    platform.state.add_asset(FIGI_A, figi=FIGI_A)
+    platform.state.invalid_figis.add("BBG00000BAD1")
+    specs = [
+        AssetSpec(FIGI_A, 1, "figi"),
+        AssetSpec(FIGI_B, 2, "figi"),
+        AssetSpec("BBG00000BAD1", 3, "figi"),
+        AssetSpec("algoseek-secid-123", 123, "custom", ticker="ZZZ", name="Zed Corp"),
+    ]
+    report = backend.ensure_assets(specs)
+    status = {o.unique_identifier: o for o in report.outcomes}
+    assert status[FIGI_A].status == "existing"
+    assert status[FIGI_B].status == "registered"
+    assert status["algoseek-secid-123"].status == "registered"
+    assert status["BBG00000BAD1"].status == "refused"
+    assert "400" in status["BBG00000BAD1"].message and "OpenFIGI" in status["BBG00000BAD1"].message
+    assert report.ready() == {FIGI_A, FIGI_B, "algoseek-secid-123"}
+    assert platform.state.assets["algoseek-secid-123"]["current_snapshot"]["ticker"] == "ZZZ"
+    queries = platform.state.requests("/assets/asset/query/")
+    assert len(queries) == 2  # 4 identifiers in batches of query_batch_size=2
+    assert len(platform.state.requests("register_asset_from_figi")) == 2  # the refusal is not retried
+
+
+def test_rate_limit_honours_retry_after(backend, platform: PlatformServer) -> None:
+    platform.fault("register_asset_from_figi", status=429, retry_after=0.6, count=1)
+    report = backend.ensure_assets([AssetSpec(FIGI_C, 4, "figi")])
+    assert report.outcomes[0].status == "registered"
+    calls = platform.state.requests("register_asset_from_figi")
+    assert [c["status"] for c in calls] == [429, 201]
+    assert calls[1]["t"] - calls[0]["t"] >= 0.6
+
+
+def test_server_error_burst_is_bounded(backend, platform: PlatformServer) -> None:
+    platform.fault("register_asset_from_figi", status=503, count=100)
+    platform.fault("batch_get_or_register_custom_assets", status=503, count=100)
+    specs = [AssetSpec("BBG000DWG505", 5, "figi"), AssetSpec("BBG001S5N8V8", 6, "figi")]
+    specs.append(AssetSpec("algoseek-secid-7", 7, "custom"))
+    started = time.time()
+    report = backend.ensure_assets(specs)
+    assert [o.status for o in report.outcomes] == ["retry", "retry", "retry"]
+    assert all(o.retry_at and o.retry_at >= started + 299 for o in report.outcomes)
+    assert len(platform.state.requests("register_asset_from_figi")) == ATTEMPTS
+    assert platform.state.requests("batch_get_or_register") == []  # not attempted once failing
+    assert time.time() - started < 3.5
+
+
+def test_dropped_and_slow_answers_are_retried(backend, platform: PlatformServer) -> None:
+    platform.fault("/assets/asset/query/", drop=True, count=1)
+    assert backend.ensure_assets([AssetSpec(FIGI_A, 1, "figi")]).outcomes[0].status == "existing"
+    backend.read_timeout = 0.5
+    try:
+        platform.fault("/assets/asset/query/", delay=1.5, status=0, count=1)
+        assert backend.ensure_assets([AssetSpec(FIGI_A, 1, "figi")]).outcomes[0].status == "existing"
+    finally:
+        backend.read_timeout = 120.0
+    assert len(platform.state.requests("/assets/asset/query/")) == 4
+
+
+def test_outage_raises_unavailable_within_bounds(backend, platform: PlatformServer) -> None:
+    counters = backend.sdk.counters
+    done = Calls()
+    platform.stop()
+    try:
+        before = counters.snapshot()[0]
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as err:
+            backend.ensure_assets([AssetSpec(FIGI_A, 1, "figi")])
+        with pytest.raises(BackendUnavailableError):
+            backend.upsert_bars(bars(FIGI_A, ["2024-03-01"]), done)
+        elapsed = time.monotonic() - started
+        requests_made = counters.snapshot()[0] - before
+    finally:
+        platform.start()
+    assert done.count == 0
+    assert requests_made == 2 * ATTEMPTS
+    assert elapsed < 8
+    assert TOKEN not in str(err.value) and "unreachable" in str(err.value)
+    assert backend.ensure_assets([AssetSpec(FIGI_A, 1, "figi")]).outcomes[0].status == "existing"
+
+
+# --- DataNodes -----------------------------------------------------------------------------------
+
+
+def test_master_and_bars_round_trip(backend, platform: PlatformServer) -> None:
+    platform.state.add_asset(FIGI_A, figi=FIGI_A, ticker="AAA", name="Alpha")
+    platform.state.add_asset(FIGI_B, figi=FIGI_B, ticker="BBB", name="Beta")
+    snapshot = pd.DataFrame(
+        {
+            "unique_identifier": [FIGI_A, FIGI_B],
+            "secid": [1, 2],
+            "kind": ["figi", "figi"],
+            "latest_figi": [FIGI_A, FIGI_B],
+            "tickers": ["AAA", "BBB"],
+        }
+    )
+    done = Calls()
+    backend.apply_master(MasterUpdate(snapshot=snapshot), done)
+    assert done.count == 1
+    master_rows = platform.state.table_rows("algoseek_security_master")
+    assert sorted(r["unique_identifier"] for r in master_rows) == sorted([FIGI_A, FIGI_B])
+    assert {r["time_index"] for r in master_rows} == {"1970-01-01T00:01:00.000000Z"}
+
+    frame = pd.concat(
+        [bars(FIGI_A, ["2024-01-02", "2024-01-03"]), bars(FIGI_B, ["2024-01-02"], close=50.0, secid=2)]
+    )
+    assert backend.upsert_bars(frame, done) == 3
+    assert done.count == 2
+    back = backend.read_bars([FIGI_A, FIGI_B])
+    assert list(back["time_index"]) == [
+        "2024-01-02T21:00:00Z",
+        "2024-01-02T21:00:00Z",
+        "2024-01-03T21:00:00Z",
+    ]
+    assert list(back["close"]) == [50.0, 10.0, 11.0]  # sorted by time, then identifier
+    assert backend.read_bars([FIGI_A], start="2024-01-03", end="2024-01-03")["close"].tolist() == [11.0]
+
+    tables = {t["identifier"]: t for t in platform.state.tables.values()}
+    assert set(tables) >= {"algoseek_security_master", "algoseek_daily_ohlc"}
+    assert (
+        tables["algoseek_daily_ohlc"]["description"]
+        and tables["algoseek_daily_ohlc"]["data_frequency_id"] == "1d"
+    )
+    stc = platform.state.stcs[tables["algoseek_daily_ohlc"]["id"]]
+    assert {c["column_name"] for c in stc["columns_metadata"]} == set(frame.columns) - {
+        "time_index",
+        "unique_identifier",
+    }
+    assert all(c["description"] for c in stc["columns_metadata"])
+    bars_update = next(
+        u
+        for u in platform.state.updates.values()
+        if u["data_node_storage"] == tables["algoseek_daily_ohlc"]["id"]
+    )
+    master_update = next(
+        u
+        for u in platform.state.updates.values()
+        if u["data_node_storage"] == tables["algoseek_security_master"]["id"]
+    )
+    assert platform.state.dependencies[bars_update["id"]] == {master_update["id"]}
+
+    assets = backend.read_assets()
+    assert assets.set_index("unique_identifier").loc[FIGI_A, ["secid", "kind", "ticker"]].tolist() == [
+        1,
+        "figi",
+        "AAA",
+    ]
+
+
+def test_incremental_cycle_sends_only_affected_assets(backend, platform: PlatformServer) -> None:
+    backend.upsert_bars(
+        pd.concat([bars(FIGI_A, ["2024-02-01"]), bars(FIGI_B, ["2024-02-01"], secid=2)]), Calls()
+    )
+    platform.state.clear_log()
+    assert backend.upsert_bars(bars(FIGI_A, ["2024-02-02"]), Calls()) == 1
+    inserts = platform.state.requests("insert_data_into_table")
+    assert [(i["uids"], i["rows"]) for i in inserts] == [([FIGI_A], 1)]
+    reads = platform.state.requests("get_data_between_dates_from_remote")
+    assert all(r["json"]["unique_identifier_list"] == [FIGI_A] for r in reads)
+    assert len(platform.state.updates) == 2  # the same two updaters (same update hash) every run
+
+
+def test_rerun_writes_nothing_new(backend, platform: PlatformServer) -> None:
+    frame = bars(FIGI_B, ["2024-02-05", "2024-02-06"], secid=2)
+    done = Calls()
+    assert backend.upsert_bars(frame, done) == 2
+    writes = platform.state.row_writes
+    platform.state.clear_log()
+    assert backend.upsert_bars(frame, done) == 0
+    assert done.count == 2
+    assert platform.state.row_writes == writes
+    assert platform.state.requests("insert_data_into_table") == []
+    assert platform.state.requests("set_start_of_execution") == []
+
+
+def test_history_rewrite_overwrites_changed_rows(backend, platform: PlatformServer) -> None:
+    backend.upsert_bars(
+        bars(FIGI_C, ["2024-02-07", "2024-02-08", "2024-02-09"], close=20.0, secid=4), Calls()
+    )
+    platform.state.clear_log()
+    rewritten = bars(FIGI_C, ["2024-02-07", "2024-02-08", "2024-02-09"], close=20.0, secid=4)
+    rewritten.loc[[0, 1], "close"] = [10.0, 11.0]  # a corporate action rewrites two old days
+    assert backend.upsert_bars(rewritten, Calls()) == 2
+    assert backend.read_bars([FIGI_C])["close"].tolist() == [10.0, 11.0, 22.0]
+    assert [i["rows"] for i in platform.state.requests("insert_data_into_table")] == [2]
+
+
+def test_copy_history_to_new_figi(backend, platform: PlatformServer) -> None:
+    backend.upsert_bars(bars(FIGI_D, ["2024-02-12", "2024-02-13"], close=30.0, secid=9), Calls())
+    done = Calls()
+    assert backend.copy_history(9, FIGI_D, ["BBG00NEWFIG1"], done) == 2
+    assert done.count == 1
+    source = backend.read_bars([FIGI_D]).drop(columns="unique_identifier")
+    target = backend.read_bars(["BBG00NEWFIG1"]).drop(columns="unique_identifier")
+    pd.testing.assert_frame_equal(source, target)
+    assert backend.copy_history(9, FIGI_D, ["BBG00NEWFIG1"], done) == 0
+
+
+def test_write_failure_during_run_is_unavailable_and_done_not_called(
+    backend, platform: PlatformServer
+) -> None:
+    platform.fault("insert_data_into_table", status=503, count=100)
+    done = Calls()
+    counters = backend.sdk.counters
+    before = counters.snapshot()[0]
+    with pytest.raises(BackendUnavailableError, match="daily bars"):
+        backend.upsert_bars(bars(FIGI_A, ["2024-04-01"]), done)
+    assert done.count == 0
+    assert 1 <= len(platform.state.requests("insert_data_into_table")) <= ATTEMPTS
+    assert counters.snapshot()[0] - before < 25 * ATTEMPTS
+    platform.clear_faults()
+    assert backend.upsert_bars(bars(FIGI_A, ["2024-04-01"]), done) == 1

@@ -1,0 +1,130 @@
+"""The daemon's CLI on the Main Sequence backend: real SDK, local platform server, same drop as local."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
+from platform_server import PlatformServer
+
+MSFT_FIGI = "BBG000BPH459"
+HEADER = AAPL_SAMPLE.read_text().splitlines()[0]
+TOKEN = "e2e-secret-token-do-not-log"
+COMPARED = ("open", "high", "low", "close", "volume", "secid", "ticker", "tradedate", "cumulativepricefactor")
+
+
+@pytest.fixture
+def server() -> Iterator[PlatformServer]:
+    platform = PlatformServer().start()
+    yield platform
+    platform.stop()
+
+
+def platform_env(server: PlatformServer) -> dict[str, str]:
+    return {
+        "ALGOSEEK_SYNC_BACKEND": "mainsequence",
+        "MAINSEQUENCE_ENDPOINT": server.url,
+        "MAINSEQUENCE_ACCESS_TOKEN": TOKEN,
+        "MAIN_SEQUENCE_PROJECT_ID": "1",
+    }
+
+
+def deliver(box: Sandbox, msft_days: list[str]) -> None:
+    box.put("equity_security_master.csv", MASTER_SAMPLE)
+    lines = AAPL_SAMPLE.read_text().splitlines()
+    box.put("33449.csv", "\n".join([lines[0], *lines[-40:]]) + "\n")
+    rows = [f"39827,{d},MSFT,370,375,369,{370 + i}.5,{1000 + i},1,1,," for i, d in enumerate(msft_days)]
+    box.put("39827.csv.gz", __import__("gzip").compress(("\n".join([HEADER, *rows]) + "\n").encode()))
+
+
+def _num(value: object) -> object:
+    """Numbers compared to 9 significant digits: the SDK serialises floats with 10 decimals."""
+    return float(f"{value:.9g}") if isinstance(value, int | float) else value
+
+
+def local_rows(state: Path) -> dict[tuple[str, str], tuple]:
+    db = sqlite3.connect(state / "state.db")
+    cols = ", ".join(COMPARED)
+    return {
+        (r[0], r[1]): tuple(_num(v) for v in r[2:])
+        for r in db.execute(f"SELECT time_index, unique_identifier, {cols} FROM bars")
+    }
+
+
+def platform_rows(server: PlatformServer) -> dict[tuple[str, str], tuple]:
+    out = {}
+    for row in server.state.table_rows("algoseek_daily_ohlc"):
+        when = pd.Timestamp(row["time_index"]).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+        key = (when, row["unique_identifier"])
+        out[key] = tuple(_num(row[c]) for c in COMPARED)
+    return out
+
+
+def test_platform_tables_equal_the_embedded_store_and_updates_are_affected_only(
+    tmp_path: Path, server: PlatformServer
+) -> None:
+    local = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state-local")
+    remote = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state-platform")
+    deliver(local, ["20240102", "20240103"])
+    local.cli("run", "--once")
+    result = remote.cli("run", "--once", **platform_env(server))
+    assert TOKEN not in result.err
+    assert platform_rows(server) == local_rows(local.state)
+    assert len(platform_rows(server)) == 42
+    master = server.state.table_rows("algoseek_security_master")
+    assert sorted(r["unique_identifier"] for r in master) == sorted([AAPL_FIGI, MSFT_FIGI, "BBG000BVPV84"])
+
+    deliver(local, ["20240102", "20240103", "20240104"])
+    server.state.clear_log()
+    remote.cli("run", "--once", **platform_env(server))
+    local.cli("run", "--once")
+    inserts = server.state.requests("insert_data_into_table")
+    assert [(i["uids"], i["rows"]) for i in inserts] == [([MSFT_FIGI], 1)]
+    assert not server.state.requests("register_asset_from_figi")
+    assert platform_rows(server) == local_rows(local.state)
+
+    bars = remote.cli("bars", "--figi", MSFT_FIGI, "--format", "csv", **platform_env(server)).csv()
+    assert [r["close"] for r in bars] == ["370.5", "371.5", "372.5"]
+    status = remote.cli("status", **platform_env(server)).out
+    assert "mainsequence" in status and TOKEN not in status
+
+
+def test_outage_keeps_files_queued_and_the_backlog_drains(tmp_path: Path, server: PlatformServer) -> None:
+    box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
+    deliver(box, ["20240102"])
+    env = platform_env(server) | {"ALGOSEEK_SYNC_CONFIG": str(write_fast_retry_config(tmp_path))}
+    box.cli("run", "--once", **env)
+    box.put(
+        "39827.csv",
+        f"{HEADER}\n39827,20240102,MSFT,370,375,369,370.5,1000,1,1,,\n"
+        "39827,20240103,MSFT,371,376,370,371.5,1001,1,1,,\n",
+    )
+    server.state.clear_log()
+    server.fault("/orm/api", status=503, count=10_000)
+    result = box.cli("run", "--once", check=False, **env)
+    assert result.code == 69
+    outage_requests = len(server.state.log)
+    assert 0 < outage_requests <= 20
+    status = box.cli("status", "--json", **env).out
+    assert '"deferred"' in status and "39827.csv" in status
+    server.clear_faults()
+    db = sqlite3.connect(box.state / "state.db")
+    db.execute("UPDATE files SET next_attempt_at = 0")
+    db.commit()
+    box.cli("run", "--once", **env)
+    closes = [r["close"] for r in box.cli("bars", "--figi", MSFT_FIGI, "--format", "csv", **env).csv()]
+    assert closes == ["370.5", "371.5"]
+
+
+def write_fast_retry_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.toml"
+    path.write_text(
+        "[mainsequence]\nretry_attempts = 2\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.1\n"
+        "retry_total_seconds = 1.0\n"
+    )
+    return path
