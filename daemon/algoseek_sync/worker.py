@@ -39,6 +39,8 @@ class FileResult:
     written: int = 0
     seconds: float = 0.0
     reason: str = ""
+    secids: tuple[int, ...] = ()
+    figis: tuple[str, ...] = ()
 
 
 @dataclass
@@ -89,6 +91,8 @@ class Worker:
             rows_written=result.written,
             duration_s=round(result.seconds, 4),
             reason=result.reason or None,
+            secids=_shorten(result.secids),
+            figis=_shorten(result.figis),
         )
         for hook in self.hooks:
             hook(result)
@@ -303,6 +307,8 @@ class Worker:
                         written=written,
                         seconds=time.monotonic() - p.started,
                         reason=reason,
+                        secids=tuple(p.bars.secids),
+                        figis=tuple(u for sid in p.bars.secids for u in routes.get(sid, [])),
                     )
                 )
 
@@ -329,6 +335,15 @@ def rows_for(parsed: _Parsed, secid: int) -> int:
     import pyarrow.compute as pc
 
     return int(pc.sum(pc.equal(parsed.bars.table["secid"], secid)).as_py() or 0)
+
+
+def _shorten(items: tuple[object, ...], limit: int = 20) -> list[object] | None:
+    """Log at most ``limit`` identifiers per file (a tradedate file holds the universe)."""
+    return (
+        list(items[:limit]) + ([f"+{len(items) - limit} more"] if len(items) > limit else [])
+        if items
+        else None
+    )
 
 
 def _waiting_reason(missing: list[int], known: set[int], has_master: bool) -> str:
