@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DROP   ?= ./var/drop
 STATE  ?= ./var/state
 
-.PHONY: run test lint format bench reliability clean venv
+.PHONY: run test lint format bench reliability clean venv tools
 
 venv: $(STAMP)
 
@@ -25,8 +25,14 @@ run: $(STAMP)
 	fi
 	ALGOSEEK_SYNC_DROP_DIR=$(DROP) ALGOSEEK_SYNC_STATE_DIR=$(STATE) $(BIN)/algoseek-sync run
 
+## tools: system tools the tests use (systemd-analyze verifies the unit files)
+tools:
+	@command -v systemd-analyze >/dev/null || { \
+		echo "installing systemd (for systemd-analyze)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
+
 ## test: lint, format check and the whole test suite
-test: $(STAMP)
+test: $(STAMP) tools
 	$(BIN)/ruff check daemon tests bench
 	$(BIN)/ruff format --check daemon tests bench
 	$(BIN)/pytest -q -m "not slow"

@@ -66,7 +66,7 @@ def settings_of(ctx: click.Context) -> Settings:
 @click.option(
     "--config",
     "config",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     envvar=CONFIG_ENV,
     help=f"TOML configuration file (or ${CONFIG_ENV}).",
 )
@@ -208,9 +208,9 @@ def assets(ctx: click.Context, fmt: str) -> None:
 @handle_errors
 def check_config(ctx: click.Context) -> None:
     """Validate the configuration and check that the backend answers."""
+    settings = settings_of(ctx)
     from algoseek_sync.app import open_app
 
-    settings = settings_of(ctx)
     app = open_app(settings)
     try:
         described = app.backend.check()

@@ -10,7 +10,7 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,16 +34,21 @@ ENV_OVERRIDES: dict[str, str] = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    # strict: `stability_seconds = true` or `"2"` in a file is a mistake worth naming
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+#: Paths come from TOML strings; strict mode would otherwise demand Path objects.
+LaxPath = Annotated[Path, Field(strict=False)]
 
 
 class DropConfig(_Section):
-    dir: Path
+    dir: LaxPath
     master_glob: list[str] = Field(min_length=1)
 
 
 class StateConfig(_Section):
-    dir: Path
+    dir: LaxPath
 
 
 class WatchConfig(_Section):
@@ -120,9 +125,22 @@ def _merge(base: dict[str, Any], override: dict[str, Any], prefix: str, source: 
             base[key] = value
 
 
+def _env_value(dotted: str, text: str) -> Any:
+    """Environment values are text: read numbers and booleans for keys that hold them."""
+    section, key = dotted.split(".")
+    section_model = Settings.model_fields[section].annotation
+    annotation = section_model.model_fields[key].annotation  # type: ignore[union-attr]
+    if annotation in (int, float, bool):
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text
+    return text
+
+
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     section, key = dotted.split(".")
-    data[section][key] = value
+    data[section][key] = _env_value(dotted, value)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

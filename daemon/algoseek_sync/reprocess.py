@@ -1,0 +1,445 @@
+"""``reprocess``: apply chosen file versions again, bypassing the "already done" record.
+
+There is only ever one writer. When a daemon holds the worker lock on the state
+directory, ``reprocess`` only queues the versions in the ledger (the daemon's worker
+picks them up) and, with ``--wait``, follows them read-only. Otherwise it takes the
+lock itself and runs the worker until the queued versions are finished.
+
+Also home of :func:`health`, the check behind ``status --health``, because it asks the
+same question (is a daemon holding the lock on this state directory?).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from algoseek_sync.config import Settings
+from algoseek_sync.db import Database
+from algoseek_sync.errors import UserInputError
+from algoseek_sync.formats.names import classify
+from algoseek_sync.ledger import Ledger, Version
+from algoseek_sync.lock import WorkerLock
+
+log = structlog.get_logger("algoseek_sync.reprocess")
+
+EX_OK = 0
+EX_PROBLEMS = 1  # some versions ended quarantined or skipped
+EX_UNAVAILABLE = 69  # backend down: the versions stay queued
+
+#: States in which a requeued version is finished (``pending``/``processing`` are not).
+FINISHED = ("done", "quarantined", "waiting_master", "superseded", "skipped")
+PROBLEM_STATES = ("quarantined", "skipped")
+HEARTBEAT_MAX_AGE_S = 60.0
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which versions to reprocess; exactly one kind is given (several SecIds or files are fine)."""
+
+    secids: tuple[int, ...] = ()
+    files: tuple[str, ...] = ()
+    since: dt.date | None = None
+    everything: bool = False
+
+    def describe(self) -> str:
+        if self.everything:
+            return "all files"
+        if self.since is not None:
+            return f"files modified since {self.since.isoformat()}"
+        parts = [f"SecId {s}" for s in self.secids] + list(self.files)
+        return ", ".join(parts)
+
+
+# -- selection -----------------------------------------------------------------------
+
+
+def relative_path(drop_dir: Path, given: str) -> str:
+    """A ``--file`` argument as the ledger's drop-relative '/'-separated path.
+
+    Absolute paths must lie inside the drop directory; relative ones are taken as
+    relative to it (not to the current directory, which is rarely the drop).
+    """
+    root = Path(os.path.abspath(drop_dir))
+    path = Path(given)
+    if path.is_absolute():
+        candidates = [Path(os.path.abspath(path))]
+        real_root = Path(os.path.realpath(root))
+        if real_root != root:
+            candidates.append(Path(os.path.realpath(path.parent)) / path.name)
+        for candidate in candidates:
+            for base in (root, real_root):
+                if candidate.is_relative_to(base):
+                    return candidate.relative_to(base).as_posix()
+        raise UserInputError(f"file {given} is not inside the drop directory {drop_dir}")
+    rel = Path(os.path.normpath(path))
+    if rel.parts[:1] == ("..",):
+        raise UserInputError(f"file {given} is not inside the drop directory {drop_dir}")
+    return rel.as_posix()
+
+
+def _since_ns(day: dt.date) -> int:
+    """Midnight UTC of ``day`` in epoch nanoseconds (file mtimes are compared in UTC)."""
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+def select_versions(ledger: Ledger, settings: Settings, selection: Selection) -> list[Version]:
+    """The newest stored version of each selected path; unknown SecIds or files raise UserInputError."""
+    if selection.everything:
+        return ledger.versions_for(everything=True)
+    if selection.since is not None:
+        return ledger.versions_for(since_ns=_since_ns(selection.since))
+    picked: dict[int, Version] = {}
+    if selection.secids:
+        every = ledger.versions_for(everything=True)
+        for secid in selection.secids:
+            found = ledger.versions_for(secids=[secid])
+            # A <SecId>.csv[.gz] not read yet has no SecIds recorded: match it by name.
+            found += [v for v in every if _named_for(v.path, secid, settings.drop.master_glob)]
+            if not found:
+                raise UserInputError(f"unknown SecId {secid}: no file in the ledger holds it")
+            picked.update((v.id, v) for v in found)
+    if selection.files:
+        for given in selection.files:
+            rel = relative_path(settings.drop.dir, given)
+            found = ledger.versions_for(paths=[rel])
+            if not found:
+                raise UserInputError(f"unknown file {given}: not in the ledger (drop-relative path {rel!r})")
+            picked.update((v.id, v) for v in found)
+    return sorted(picked.values(), key=lambda v: (v.mtime_ns, v.id))
+
+
+def _named_for(path: str, secid: int, master_globs: list[str]) -> bool:
+    name = classify(path, master_globs)
+    return name.kind == "bars" and name.aggregation == "secid" and name.key == str(secid)
+
+
+def refresh(ledger: Ledger, settings: Settings, versions: list[Version]) -> list[Version]:
+    """Record the current on-disk version of each selected path, so the newest bytes are re-read.
+
+    A file that changed since its last recorded version gets a new ledger version (the
+    older one is superseded); a vanished file keeps its version and ends ``skipped``.
+    """
+    changed = False
+    for version in versions:
+        try:
+            st = os.lstat(settings.drop.dir / version.path)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        if (st.st_size, st.st_mtime_ns) != (version.size, version.mtime_ns):
+            changed |= ledger.record(version.path, st.st_size, st.st_mtime_ns, version.kind)
+    if not changed:
+        return versions
+    return ledger.versions_for(paths=[v.path for v in versions])
+
+
+# -- progress ------------------------------------------------------------------------
+
+
+class Progress:
+    """A tqdm bar (files, rows, ETA) on a terminal, one log line per finished file otherwise."""
+
+    def __init__(self, total: int, bar: bool, label: str) -> None:
+        self.total = total
+        self.done = 0
+        self.rows = 0
+        self.outcomes: dict[str, int] = {}
+        self._bar: Any = None
+        if bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="file", desc=label, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, path: str, outcome: str, rows: int) -> None:
+        self.done += 1
+        self.rows += rows
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if self._bar is not None:
+            self._bar.set_postfix(rows=self.rows, refresh=False)
+            self._bar.update(1)
+        else:
+            log.info(
+                "reprocess_progress", path=path, outcome=outcome, rows=rows, done=self.done, total=self.total
+            )
+
+    def note(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.set_description_str(message)
+        else:
+            log.info("reprocess_waiting", detail=message, done=self.done, total=self.total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        return (
+            f"reprocessed {self.done} of {self.total} file version(s) ({parts or 'none'}); {self.rows} row(s)"
+        )
+
+
+# -- the two ways of running ---------------------------------------------------------
+
+
+def reprocess(
+    settings: Settings, selection: Selection, wait: bool = False, progress: bool | None = None
+) -> int:
+    """Queue the selected versions again and see them applied; returns the exit code.
+
+    ``progress`` None means "a bar when stderr is a terminal".
+    """
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not settings.db_path.exists():
+        raise UserInputError(f"nothing to reprocess: no state database at {settings.db_path} yet")
+    reader = Database(settings.db_path, readonly=True)
+    try:
+        if reader.execute("PRAGMA user_version").fetchone()[0] == 0:
+            raise UserInputError(f"nothing to reprocess: the state database at {settings.db_path} is empty")
+        versions = select_versions(Ledger(reader), settings, selection)
+    finally:
+        reader.close()
+    if not versions:
+        click.echo(f"nothing to reprocess: no recorded file version matches ({selection.describe()})")
+        return EX_OK
+    lock = WorkerLock(settings.state.dir)
+    if lock.acquire():
+        try:
+            return _run_here(settings, versions, progress)
+        finally:
+            lock.release()
+    return _hand_to_daemon(settings, versions, wait, progress)
+
+
+def _quiet_logs_for_bar(settings: Settings, bar: bool) -> None:
+    """Per-file info lines would shred a progress bar; keep warnings and errors."""
+    if bar and settings.logging.level == "info":
+        from algoseek_sync.logging import configure_logging
+
+        configure_logging("warning", settings.logging.format)
+
+
+def _run_here(settings: Settings, versions: list[Version], bar: bool) -> int:
+    """No daemon: we hold the lock, so we are the writer; run the worker until our versions finish."""
+    from algoseek_sync.app import open_app
+
+    app = open_app(settings)
+    try:
+        app.ledger.recover()
+        versions = refresh(app.ledger, settings, versions)
+        ids = {v.id for v in versions}
+        app.ledger.requeue(ids)
+        log.info("reprocess_queued", versions=len(ids), mode="local")
+        paths = {v.path for v in versions}
+        _quiet_logs_for_bar(settings, bar)
+        tracker = Progress(len(ids), bar, "reprocess")
+
+        def hook(result: Any) -> None:
+            if result.path in paths and result.outcome != "deferred":
+                tracker.advance(result.path, result.outcome, result.rows)
+
+        app.worker.hooks.append(hook)
+        deferred = False
+        try:
+            while _unfinished(app.ledger, ids):
+                stats = app.worker.cycle()
+                if stats.deferred:
+                    deferred = True
+                    break
+                if not stats.files:
+                    break  # nothing due although some are unfinished: never spin
+        finally:
+            tracker.close()
+        states = _states(app.ledger, ids)
+    finally:
+        app.close()
+    return _report(tracker, states, deferred, daemon=False)
+
+
+def _hand_to_daemon(settings: Settings, versions: list[Version], wait: bool, bar: bool) -> int:
+    """A daemon holds the lock: queue through the ledger; with ``wait``, follow read-only."""
+    writer = Database(settings.db_path)
+    try:
+        ledger = Ledger(writer)
+        versions = refresh(ledger, settings, versions)
+        ids = {v.id for v in versions}
+        ledger.requeue(ids)
+    finally:
+        writer.close()
+    log.info("reprocess_queued", versions=len(ids), mode="daemon")
+    if not wait:
+        click.echo(f"queued {len(ids)} file version(s) for the running daemon (follow with `status`)")
+        return EX_OK
+    _quiet_logs_for_bar(settings, bar)
+    tracker = Progress(len(ids), bar, "reprocess (daemon)")
+    reader = Database(settings.db_path, readonly=True)
+    lock = WorkerLock(settings.state.dir)
+    try:
+        states = _follow(Ledger(reader), ids, tracker, lock)
+    finally:
+        tracker.close()
+        reader.close()
+    if states is None:
+        click.echo(
+            "the daemon stopped before finishing; the versions stay queued for its next start", err=True
+        )
+        return EX_UNAVAILABLE
+    return _report(tracker, states, False, daemon=True)
+
+
+def _follow(
+    ledger: Ledger,
+    ids: set[int],
+    tracker: Progress,
+    lock: WorkerLock,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[int, tuple[str, int, str]] | None:
+    """Poll the ledger until every id is finished; None when the daemon went away first."""
+    seen: set[int] = set()
+    last_check = time.monotonic()
+    while True:
+        states = _states(ledger, ids)
+        for vid, (state, rows, _) in sorted(states.items()):
+            if state in FINISHED and vid not in seen:
+                seen.add(vid)
+                tracker.advance(_path_of(ledger, vid), state, rows)
+        if len(seen) == len(ids):
+            return states
+        deferred = [err for state, _, err in states.values() if state == "pending" and err]
+        if deferred:
+            tracker.note(f"waiting: backend deferred ({deferred[0][:60]})")
+        if time.monotonic() - last_check > 2.0:
+            last_check = time.monotonic()
+            if not lock.held_elsewhere():
+                return None
+        sleep(POLL_SECONDS)
+
+
+def _path_of(ledger: Ledger, vid: int) -> str:
+    row = ledger.db.execute("SELECT path FROM files WHERE id = ?", (vid,)).fetchone()
+    return row[0] if row else "?"
+
+
+def _states(ledger: Ledger, ids: Iterable[int]) -> dict[int, tuple[str, int, str]]:
+    """id → (state, rows, last_error) of the given versions."""
+    ids = list(ids)
+    marks = ",".join("?" for _ in ids)
+    rows = ledger.db.execute(
+        f"SELECT id, state, coalesce(rows, 0), coalesce(last_error, '') FROM files WHERE id IN ({marks})", ids
+    ).fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _unfinished(ledger: Ledger, ids: set[int]) -> bool:
+    return any(state not in FINISHED for state, _, _ in _states(ledger, ids).values())
+
+
+def _report(tracker: Progress, states: dict[int, tuple[str, int, str]], deferred: bool, daemon: bool) -> int:
+    click.echo(tracker.summary())
+    for state, _, error in states.values():
+        if state in PROBLEM_STATES or state == "waiting_master":
+            click.echo(f"  {state}: {error}", err=True)
+    if deferred or any(s == "pending" for s, _, _ in states.values()):
+        who = "the daemon retries them" if daemon else "start the daemon (or run reprocess again) to retry"
+        click.echo(f"backend unavailable: some versions stay queued; {who}", err=True)
+        return EX_UNAVAILABLE
+    if any(s in PROBLEM_STATES for s, _, _ in states.values()):
+        return EX_PROBLEMS
+    return EX_OK
+
+
+# -- status --health -----------------------------------------------------------------
+
+
+def health(settings: Settings, max_age: float = HEARTBEAT_MAX_AGE_S) -> tuple[bool, str]:
+    """Is a daemon running on this state directory and beating? (container HEALTHCHECK)."""
+    if not settings.db_path.exists():
+        return False, f"no daemon running (no state database at {settings.db_path})"
+    if not WorkerLock(settings.state.dir).held_elsewhere():
+        return False, f"no daemon running on {settings.state.dir}"
+    db = Database(settings.db_path, readonly=True)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'heartbeat'").fetchone()
+    except sqlite3.Error as exc:  # a half-initialised database is unhealthy, not a traceback
+        return False, f"unhealthy: cannot read the heartbeat ({exc})"
+    finally:
+        db.close()
+    if row is None or row[0] is None:
+        return False, "unhealthy: the daemon has not written a heartbeat yet"
+    try:
+        age = time.time() - float(row[0])
+    except ValueError:
+        return False, f"unhealthy: heartbeat value {row[0]!r} is not a timestamp"
+    if age > max_age:
+        return False, f"unhealthy: last heartbeat {age:.0f} s ago (limit {max_age:.0f} s)"
+    return True, "healthy"
+
+
+# -- the command ---------------------------------------------------------------------
+
+
+def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@click.command("reprocess")
+@click.option(
+    "--secid", "secids", type=int, multiple=True, help="A SecId: its newest stored file(s). Repeatable."
+)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    help="A file, relative to the drop directory or absolute inside it. Repeatable.",
+)
+@click.option(
+    "--since", callback=_parse_since, help="Every file whose mtime is on or after this UTC date (YYYY-MM-DD)."
+)
+@click.option("--all", "everything", is_flag=True, help="Every file the ledger knows.")
+@click.option("--wait", is_flag=True, help="With a running daemon: return only once it has processed them.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+)
+@click.pass_context
+def reprocess_command(
+    ctx: click.Context,
+    secids: tuple[int, ...],
+    files: tuple[str, ...],
+    since: dt.date | None,
+    everything: bool,
+    wait: bool,
+    progress: bool | None,
+) -> None:
+    """Apply file versions again, even when their bytes were already ingested."""
+    from algoseek_sync.cli import handle_errors, settings_of
+
+    given = sum((bool(secids), bool(files), since is not None, everything))
+    if given != 1:
+        raise click.UsageError("give exactly one of --secid, --file, --since, --all")
+
+    @handle_errors
+    def body() -> int:
+        selection = Selection(secids=secids, files=files, since=since, everything=everything)
+        return reprocess(settings_of(ctx), selection, wait=wait, progress=progress)
+
+    sys.exit(body() or 0)

@@ -1,0 +1,312 @@
+"""`reprocess`: re-apply chosen versions without double writes, alone or through a running daemon."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from algoseek_sync.app import open_app, run_once
+from algoseek_sync.config import Settings, load_settings
+from algoseek_sync.generate import DropSpec, generate_drop
+from algoseek_sync.lock import WorkerLock
+from algoseek_sync.reprocess import Selection, health, reprocess
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SAMPLES = SHARED / "samples" / "algoseek"
+SPEC = DropSpec(secids=6, days=5, seed=7)
+FIRST = SPEC.first_secid
+
+
+def env_for(drop: Path, state: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE"))}
+    env.update(
+        PYTHONPATH=str(REPO / "daemon"),
+        ALGOSEEK_SYNC_DROP_DIR=str(drop),
+        ALGOSEEK_SYNC_STATE_DIR=str(state),
+        ALGOSEEK_SYNC_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def settings_for(drop: Path, state: Path) -> Settings:
+    return load_settings(env=env_for(drop, state))
+
+
+def ingest(settings: Settings) -> None:
+    """What `run --once` does, in-process (faster than a subprocess)."""
+    lock = WorkerLock(settings.state.dir)
+    assert lock.acquire()
+    app = open_app(settings)
+    try:
+        run_once(app)
+    finally:
+        app.close()
+        lock.release()
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "algoseek_sync", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
+    with sqlite3.connect(settings.db_path) as conn:
+        return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+
+
+def bars(settings: Settings) -> list[tuple]:
+    return query(settings, "SELECT * FROM bars ORDER BY unique_identifier, time_index")
+
+
+def delete_secid(settings: Settings, secid: int) -> int:
+    with sqlite3.connect(settings.db_path) as conn:
+        return conn.execute("DELETE FROM bars WHERE secid = ?", (secid,)).rowcount
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> Settings:
+    """A small generated drop (master + 6 SecId files), ingested once."""
+    drop = tmp_path / "drop"
+    generate_drop(drop, SPEC)
+    settings = settings_for(drop, tmp_path / "state")
+    ingest(settings)
+    return settings
+
+
+@pytest.fixture
+def real(tmp_path: Path) -> Settings:
+    """The real master sample and AAPL bars (as 33449.csv), ingested once; originals never touched."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    shutil.copyfile(SAMPLES / "equity_security_master-sample.csv", drop / "equity_security_master-sample.csv")
+    shutil.copyfile(SAMPLES / "standard-adjusted-secid-33449.csv", drop / "33449.csv")
+    settings = settings_for(drop, tmp_path / "state")
+    ingest(settings)
+    return settings
+
+
+def test_all_equals_a_single_clean_run(generated: Settings, tmp_path: Path, capsys) -> None:
+    before, files_before = bars(generated), query(generated, "SELECT count(*) FROM files")
+    assert reprocess(generated, Selection(everything=True), progress=False) == 0
+    assert f"reprocessed {SPEC.secids + 1} of {SPEC.secids + 1}" in capsys.readouterr().out
+    clean = settings_for(generated.drop.dir, tmp_path / "clean-state")
+    ingest(clean)
+    after = bars(generated)
+    assert len(after) == len(before) == len(bars(clean)) > 0
+    assert after == before == bars(clean)
+    assert query(generated, "SELECT count(*) FROM files") == files_before  # no new versions
+    assert query(generated, "SELECT DISTINCT state, force FROM files") == [("done", 0)]
+
+
+def test_secid_reapplies_unchanged_newest_file(real: Settings) -> None:
+    before = bars(real)
+    assert delete_secid(real, 33449) == len(before) > 3000
+    master_done = query(real, "SELECT done_at FROM files WHERE kind = 'master'")
+    assert reprocess(real, Selection(secids=(33449,)), progress=False) == 0
+    assert bars(real) == before
+    assert query(real, "SELECT done_at FROM files WHERE kind = 'master'") == master_done  # master left alone
+
+
+def test_file_relative_or_absolute(generated: Settings) -> None:
+    before = bars(generated)
+    name = f"{FIRST + 1}.csv.gz"
+    for given in (name, str(generated.drop.dir / name)):
+        assert delete_secid(generated, FIRST + 1) > 0
+        assert reprocess(generated, Selection(files=(given,)), progress=False) == 0
+        assert bars(generated) == before
+
+
+def test_since_selects_by_mtime(tmp_path: Path, capsys) -> None:
+    drop = tmp_path / "drop"
+    manifest = generate_drop(drop, SPEC)
+    old = dt.datetime(2024, 1, 2, tzinfo=dt.UTC).timestamp()
+    new = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC).timestamp()
+    for path in [manifest.master_path, *manifest.bar_paths]:
+        os.utime(path, (old, old))
+    recent = manifest.bar_paths[:2]
+    for path in recent:
+        os.utime(path, (new, new))
+    settings = settings_for(drop, tmp_path / "state")
+    ingest(settings)
+    capsys.readouterr()
+    assert reprocess(settings, Selection(since=dt.date(2024, 6, 1)), progress=False) == 0
+    assert "reprocessed 2 of 2 file version(s) (done 2)" in capsys.readouterr().out
+    assert reprocess(settings, Selection(since=dt.date(2024, 6, 2)), progress=False) == 0
+    assert "nothing to reprocess" in capsys.readouterr().out
+
+
+def test_changed_file_is_reread(generated: Settings) -> None:
+    """--secid re-reads the drop: a file rewritten since ingestion is applied in its new form."""
+    path = generated.drop.dir / f"{FIRST}.csv.gz"
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    first[header.index("ClosePrice")] = "123.45"
+    lines[1] = ",".join(first)
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    assert reprocess(generated, Selection(secids=(FIRST,)), progress=False) == 0
+    states = query(generated, "SELECT state FROM files WHERE path = ? ORDER BY id", (path.name,))
+    assert states == [("done",), ("done",)]
+    closes = query(
+        generated, "SELECT DISTINCT close FROM bars WHERE secid = ? AND tradedate = ?", (FIRST, first[1])
+    )
+    assert closes == [(123.45,)]
+
+
+def test_progress_bar(generated: Settings, capsys) -> None:
+    assert reprocess(generated, Selection(everything=True), progress=True) == 0
+    err = capsys.readouterr().err
+    assert "100%" in err and f"{SPEC.secids + 1}/{SPEC.secids + 1}" in err and "rows=" in err
+
+
+def test_unknown_secid_or_file_exits_2_and_touches_nothing(generated: Settings) -> None:
+    env = env_for(generated.drop.dir, generated.state.dir)
+    snapshot = query(generated, "SELECT * FROM files ORDER BY id"), bars(generated)
+    outside = generated.drop.dir.parent / "elsewhere.csv"
+    cases = [
+        (["--secid", "999999"], "unknown SecId 999999"),
+        (["--file", "nope/123.csv"], "unknown file nope/123.csv"),
+        (["--file", str(outside)], "not inside the drop directory"),
+        (["--secid", str(FIRST), "--secid", "999999"], "unknown SecId 999999"),
+    ]
+    for args, message in cases:
+        proc = cli(env, "reprocess", *args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
+    proc = cli(env, "reprocess", "--secid", "1", "--all")
+    assert proc.returncode == 2 and "exactly one of" in proc.stderr
+    assert (query(generated, "SELECT * FROM files ORDER BY id"), bars(generated)) == snapshot
+
+
+def test_no_state_database_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / "drop").mkdir()
+    proc = cli(env_for(tmp_path / "drop", tmp_path / "state"), "reprocess", "--all")
+    assert proc.returncode == 2 and "no state database" in proc.stderr
+    assert not (tmp_path / "state" / "state.db").exists()
+
+
+# -- with a running daemon -----------------------------------------------------------------
+
+SIMULATED_DAEMON = textwrap.dedent(
+    """
+    import signal, sys, time
+    from algoseek_sync.app import open_app
+    from algoseek_sync.config import load_settings
+    from algoseek_sync.lock import WorkerLock
+    settings = load_settings()
+    lock = WorkerLock(settings.state.dir)
+    assert lock.acquire()
+    app = open_app(settings)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    while not stop:
+        app.worker.cycle()
+        app.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)", (str(time.time()),))
+        time.sleep(0.1)
+    app.close()
+    """
+)
+
+
+def start_daemon(env: dict[str, str], state: Path) -> subprocess.Popen[bytes]:
+    """The real daemon once service.py exists; until then a lock holder running worker cycles."""
+    if (REPO / "daemon" / "algoseek_sync" / "service.py").exists():
+        cmd = [sys.executable, "-m", "algoseek_sync", "run"]
+    else:
+        cmd = [sys.executable, "-c", SIMULATED_DAEMON]
+    env = {**env, "ALGOSEEK_SYNC_STABILITY_SECONDS": "0.2", "ALGOSEEK_SYNC_OBSERVER": "polling"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not WorkerLock(state).held_elsewhere():
+        assert proc.poll() is None, f"daemon exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "daemon did not take the worker lock"
+        time.sleep(0.05)
+    return proc
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_with_running_daemon_wait_returns_after_it_processed(generated: Settings) -> None:
+    env = env_for(generated.drop.dir, generated.state.dir)
+    before = bars(generated)
+    daemon = start_daemon(env, generated.state.dir)
+    try:
+        assert delete_secid(generated, FIRST + 3) > 0
+        started = time.monotonic()
+        proc = cli(env, "reprocess", "--secid", str(FIRST + 3), "--wait", timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "reprocessed 1 of 1 file version(s) (done 1)" in proc.stdout
+        assert time.monotonic() - started < 30
+        assert bars(generated) == before  # the daemon, not the command, wrote them back
+        assert '"mode": "daemon"' in proc.stderr
+        proc = cli(env, "reprocess", "--file", f"{FIRST}.csv.gz")  # without --wait: queued, returns
+        assert proc.returncode == 0 and "queued 1 file version(s)" in proc.stdout
+        assert daemon.poll() is None
+    finally:
+        stop_daemon(daemon)
+
+
+# -- status --health -----------------------------------------------------------------------
+
+
+def beat(settings: Settings, when: float) -> None:
+    with sqlite3.connect(settings.db_path) as conn:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)", (str(when),))
+
+
+def test_health(generated: Settings) -> None:
+    assert health(generated) == (False, f"no daemon running on {generated.state.dir}")
+    holder = WorkerLock(generated.state.dir)  # flock conflicts between descriptors, even in one process
+    assert holder.acquire()
+    try:
+        ok, message = health(generated)
+        assert not ok and "heartbeat" in message
+        beat(generated, time.time() - 5)
+        assert health(generated) == (True, "healthy")
+        beat(generated, time.time() - 300)
+        ok, message = health(generated)
+        assert not ok and "300 s ago" in message
+    finally:
+        holder.release()
+
+
+def test_status_health_cli(generated: Settings, tmp_path: Path) -> None:
+    env = env_for(generated.drop.dir, generated.state.dir)
+    proc = cli(env, "status", "--health")
+    assert proc.returncode == 1 and proc.stdout.strip() == f"no daemon running on {generated.state.dir}"
+    proc = cli(env_for(generated.drop.dir, tmp_path / "nowhere"), "status", "--health")
+    assert proc.returncode == 1 and "no daemon running" in proc.stdout
+    daemon = start_daemon(env, generated.state.dir)
+    try:
+        deadline = time.monotonic() + 20
+        while (proc := cli(env, "status", "--health")).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.returncode == 0 and proc.stdout.strip() == "healthy", proc.stdout
+    finally:
+        stop_daemon(daemon)
