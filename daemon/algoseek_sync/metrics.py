@@ -1,0 +1,236 @@
+"""Prometheus metrics and the /metrics, /healthz, /readyz HTTP listener.
+
+A dedicated :class:`CollectorRegistry` (not the process-global one) so tests and embedders
+can hold several instances. Counters move from the worker's hooks (one
+:class:`~algoseek_sync.worker.FileResult` per file) and the intake; gauges are refreshed
+from the ledger, which is the truth even across restarts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from algoseek_sync.backends.base import Backend
+from algoseek_sync.errors import ConfigError
+from algoseek_sync.ledger import Ledger
+from algoseek_sync.worker import FileResult
+
+log = structlog.get_logger("algoseek_sync.metrics")
+
+Check = Callable[[], tuple[bool, str]]
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class Metrics:
+    """Every ``algoseek_sync_*`` metric of the daemon, in its own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.discovered = Counter(
+            "algoseek_sync_files_discovered", "File versions recorded in the ledger.", ["kind"], registry=r
+        )
+        self.processed = Counter(
+            "algoseek_sync_files_processed",
+            "File versions the worker finished, by outcome.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.rows_written = Counter(
+            "algoseek_sync_rows_written", "Bar rows written to the store.", registry=r
+        )
+        self.duration = Histogram(
+            "algoseek_sync_processing_duration_seconds",
+            "Time to process one file version.",
+            ["kind"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.registration_attempts = Counter(
+            "algoseek_sync_registration_attempts",
+            "Asset get-or-register attempts, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.registration_retries = Counter(
+            "algoseek_sync_registration_retries",
+            "Asset registrations that must be tried again later.",
+            registry=r,
+        )
+        self.events_dropped = Counter(
+            "algoseek_sync_events_dropped",
+            "File events dropped because the event queue was full.",
+            registry=r,
+        )
+        self.reconciles = Counter(
+            "algoseek_sync_reconciles", "Stat-only scans of the drop directory.", ["reason"], registry=r
+        )
+        self.observer_restarts = Counter(
+            "algoseek_sync_observer_restarts", "Observer threads restarted.", registry=r
+        )
+        self.queue_depth = Gauge(
+            "algoseek_sync_queue_depth", "File versions pending or processing.", registry=r
+        )
+        self.oldest_pending = Gauge(
+            "algoseek_sync_oldest_pending_age_seconds", "Age of the oldest pending file version.", registry=r
+        )
+        self.last_success = Gauge(
+            "algoseek_sync_last_success_timestamp_seconds",
+            "When a file version was last ingested (Unix time).",
+            registry=r,
+        )
+        self.waiting_master = Gauge(
+            "algoseek_sync_files_waiting_master",
+            "File versions parked until a security master maps their SecIds.",
+            registry=r,
+        )
+        self.quarantined = Gauge(
+            "algoseek_sync_files_quarantined",
+            "Files whose newest version was quarantined (bad content).",
+            registry=r,
+        )
+        self.candidates = Gauge(
+            "algoseek_sync_stability_candidates",
+            "Files waiting in the stability gate (written, not yet stable).",
+            registry=r,
+        )
+        self.observer = Gauge(
+            "algoseek_sync_observer_info",
+            "The file event observer in use (value 1).",
+            ["observer"],
+            registry=r,
+        )
+        self.heartbeat_age = Gauge(
+            "algoseek_sync_worker_heartbeat_age_seconds",
+            "Seconds since the worker loop last made progress.",
+            registry=r,
+        )
+        self._last_success = 0.0
+
+    def on_result(self, result: FileResult) -> None:
+        """Worker hook: one finished file version."""
+        self.processed.labels(result.kind, result.outcome).inc()
+        if result.written:
+            self.rows_written.inc(result.written)
+        if result.outcome not in ("deferred", "skipped"):
+            self.duration.labels(result.kind).observe(max(0.0, result.seconds))
+        if result.outcome in ("done", "unchanged"):
+            self._success(time.time())
+
+    def _success(self, when: float) -> None:
+        if when > self._last_success:
+            self._last_success = when
+            self.last_success.set(when)
+
+    def refresh(self, ledger: Ledger) -> None:
+        """Gauges from the ledger (cheap indexed queries; called every few seconds)."""
+        self.queue_depth.set(ledger.depth())
+        self.oldest_pending.set(ledger.oldest_pending_age())
+        last = ledger.last_success()
+        if last:
+            self._success(last)
+        waiting = ledger.db.execute("SELECT count(*) FROM files WHERE state = 'waiting_master'").fetchone()[0]
+        self.waiting_master.set(waiting)
+        quarantined = ledger.db.execute(
+            "SELECT count(*) FROM files f WHERE state = 'quarantined'"
+            " AND id = (SELECT max(id) FROM files g WHERE g.path = f.path)"
+        ).fetchone()[0]
+        self.quarantined.set(quarantined)
+
+    def instrument(self, backend: Backend) -> None:
+        """Count registration outcomes by wrapping this backend instance's ``ensure_assets``."""
+        inner = backend.ensure_assets
+
+        def ensure_assets(assets: Any) -> Any:
+            try:
+                report = inner(assets)
+            except Exception:
+                if assets:
+                    self.registration_attempts.labels("unavailable").inc(len(assets))
+                    self.registration_retries.inc(len(assets))
+                raise
+            for outcome in report.outcomes:
+                self.registration_attempts.labels(outcome.status).inc()
+            self.registration_retries.inc(report.count("retry"))
+            return report
+
+        backend.ensure_assets = ensure_assets  # type: ignore[method-assign]
+
+
+# -- the HTTP listener ----------------------------------------------------------------------
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: scrapes every few seconds would drown the JSON log."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server6(WSGIServer):
+    address_family = socket.AF_INET6
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"configuration error: 'metrics.listen' {listen!r} is not host:port")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class HttpServer:
+    """/metrics (Prometheus text), /healthz and /readyz (200 or 503 with a one-line reason)."""
+
+    def __init__(self, listen: str, metrics: Metrics, healthy: Check, ready: Check) -> None:
+        host, port = parse_listen(listen)
+        self._routes: dict[str, Check] = {"/healthz": healthy, "/readyz": ready}
+        self._metrics_app = make_wsgi_app(metrics.registry)
+        try:
+            self.server = make_server(
+                host,
+                port,
+                self._app,
+                server_class=_Server6 if ":" in host else WSGIServer,
+                handler_class=_QuietHandler,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"configuration error: 'metrics.listen' {listen!r}: {exc.strerror or exc}"
+            ) from None
+        self.port = self.server.server_port
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.5}, name="metrics-http", daemon=True
+        )
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        check = self._routes.get(path)
+        if check is None:
+            return self._metrics_app(environ, start_response)
+        try:
+            ok, reason = check()
+        except Exception as exc:  # a failing check is a 503, not a crashed listener
+            ok, reason = False, f"check failed: {exc}"
+        body = f"{'ok' if ok else 'unavailable'}: {reason}\n".encode()
+        start_response(
+            "200 OK" if ok else "503 Service Unavailable",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("metrics_listening", address=f"{self.server.server_address[0]}:{self.port}")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

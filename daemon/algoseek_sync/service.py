@@ -1,0 +1,378 @@
+"""``algoseek-sync run``: the long-running service (lock, threads, signals, sd_notify, health).
+
+Three threads, each with its own database connection:
+
+* **intake** (events → stability gate → ledger, plus periodic stat-only reconciles);
+* **worker** (``Worker.cycle``, the same code as ``run --once``), woken by the intake;
+* **main** (this one): signals, observer supervision, sd_notify, metrics gauges.
+
+The ledger is the truth: a crash, a dropped event or a full queue costs a reconcile,
+never a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import structlog
+
+from algoseek_sync.app import App, open_app
+from algoseek_sync.backends import open_backend
+from algoseek_sync.backends.base import Backend
+from algoseek_sync.config import Settings
+from algoseek_sync.db import Database
+from algoseek_sync.ledger import Ledger
+from algoseek_sync.lock import WorkerLock
+from algoseek_sync.metrics import HttpServer, Metrics
+from algoseek_sync.notify import Notifier
+from algoseek_sync.stability import StabilityGate
+from algoseek_sync.watcher import Hint, Intake, Watcher
+from algoseek_sync.worker import FileResult
+
+log = structlog.get_logger("algoseek_sync.service")
+
+EX_SOFTWARE = 70  # a thread died or the observer keeps dying: let the supervisor restart us
+EX_TEMPFAIL = 75  # another daemon holds the lock
+STOP_BUDGET_S = 8.5  # SIGTERM → exit within 10 s, with margin
+MAX_RESTARTS = 3  # observer restarts allowed per RESTART_WINDOW_S
+RESTART_WINDOW_S = 60.0
+READY_CHECK_TTL_S = 5.0
+CLOSE_TIMEOUT_S = 600.0  # a writer seen writing that never closes is taken after 10 min of quiet
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; return the process exit code."""
+    lock = WorkerLock(settings.state.dir)
+    if not lock.acquire():
+        log.error(
+            "already_running",
+            state_dir=str(settings.state.dir),
+            detail="another algoseek-sync daemon holds the worker lock",
+        )
+        return EX_TEMPFAIL
+    try:
+        return Service(settings).run()
+    finally:
+        lock.release()
+
+
+class Service:
+    """One daemon instance; ``run`` blocks until stopped."""
+
+    def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        watch = settings.watch
+        self.notifier = notifier or Notifier()
+        self.metrics = Metrics()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.wake = threading.Event()
+        self.hints: queue.Queue[Hint] = queue.Queue(maxsize=watch.event_queue_size)
+        self.overflow = threading.Event()
+        self.requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # reconcile reasons from other threads
+        self.tick = max(0.05, min(0.2, watch.poll_interval_seconds, watch.stability_seconds / 2 or 0.2))
+        self.stuck_after = max(60.0, 10 * watch.poll_interval_seconds)
+        self._beat = (time.monotonic(), time.time())
+        self._restarts: list[float] = []
+        self._ready_cache: tuple[float, bool, str] = (0.0, False, "not checked yet")
+        self._signal = ""
+        self.exit_code = 0
+
+    # -- liveness ----------------------------------------------------------------------------
+    def beat(self) -> None:
+        self._beat = (time.monotonic(), time.time())
+
+    def heartbeat_age(self) -> float:
+        return time.monotonic() - self._beat[0]
+
+    def healthy(self) -> tuple[bool, str]:
+        if not (self._intake_thread.is_alive() and self._worker_thread.is_alive()):
+            return False, "a daemon thread died"
+        if not self.watcher.alive():
+            return False, "the file observer is not running"
+        age = self.heartbeat_age()
+        if age > self.stuck_after:
+            return False, f"worker made no progress for {age:.0f} s"
+        return True, f"worker heartbeat {age:.1f} s ago"
+
+    def is_ready(self) -> tuple[bool, str]:
+        if not self.ready.is_set():
+            return False, "first reconcile not finished"
+        _, ok, reason = self._ready_cache
+        return ok, reason
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> int:
+        previous = self._install_signals()
+        try:
+            app = open_app(self.settings)
+            try:
+                return self._run(app)
+            finally:
+                app.close()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _run(self, app: App) -> int:
+        settings, watch = self.settings, self.settings.watch
+        recovered = app.ledger.recover()
+        log.info(
+            "daemon_starting",
+            pid=os.getpid(),
+            drop=str(settings.drop.dir),
+            state=str(settings.state.dir),
+            backend=settings.backend.kind,
+            recovered=recovered,
+        )
+        app.worker.hooks.append(self.metrics.on_result)
+        app.worker.hooks.append(self._on_result)
+        self.metrics.instrument(app.backend)
+        self.app = app
+        self.watcher = Watcher(
+            settings.drop.dir, watch.observer, watch.poll_interval_seconds, self.hints, self.overflow
+        )
+        try:
+            choice = self.watcher.start()
+        except OSError as exc:
+            log.error("observer_failed", observer=self.watcher.choice.kind, error=str(exc))
+            return EX_SOFTWARE
+        self.metrics.observer.labels(choice.kind).set(1)
+        polling = choice.kind == "polling"
+        self.gate = StabilityGate(
+            watch.stability_seconds,
+            confirmations=2 if polling else 1,
+            interval=watch.poll_interval_seconds if polling else self.tick,
+            close_timeout=CLOSE_TIMEOUT_S,
+            capacity=watch.event_queue_size,
+        )
+        main_db = Database(settings.db_path)
+        http: HttpServer | None = None
+        try:
+            self._set_meta(main_db, pid=os.getpid())
+            if settings.metrics.listen:
+                http = HttpServer(settings.metrics.listen, self.metrics, self.healthy, self.is_ready)
+            self._intake_thread = threading.Thread(
+                target=self._intake_loop, args=(not polling,), name="intake", daemon=True
+            )
+            self._worker_thread = threading.Thread(target=self._worker_loop, name="worker", daemon=True)
+            try:
+                self._intake_thread.start()
+                self._worker_thread.start()
+                if http:
+                    http.start()
+                self._supervise(main_db, open_backend(settings, main_db))
+            finally:
+                self._shutdown(http)
+        finally:
+            self.watcher.close()
+            main_db.close()
+        log.info("daemon_stopped", exit_code=self.exit_code, signal=self._signal or None)
+        return self.exit_code
+
+    def _install_signals(self) -> dict[int, Callable[..., object] | int | None]:
+        previous: dict[int, Callable[..., object] | int | None] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """First signal: stop gracefully. Second: exit at once (the ledger recovers on the next start)."""
+        if self.stopping.is_set():
+            os.write(2, f"algoseek-sync: second {signal.Signals(signum).name}, exiting now\n".encode())
+            os._exit(128 + signum)
+        self._signal = signal.Signals(signum).name
+        self.stopping.set()
+
+    def _shutdown(self, http: HttpServer | None) -> None:
+        self.stopping.set()
+        started = time.monotonic()
+        self.notifier.stopping()
+        log.info("daemon_stopping", signal=self._signal or None)
+        self.watcher.close()
+        self.wake.set()
+        self._intake_thread.join(2.0)
+        self._worker_thread.join(max(0.1, STOP_BUDGET_S - (time.monotonic() - started)))
+        if http:
+            http.stop()
+        if self._worker_thread.is_alive():
+            log.warning(
+                "worker_abandoned",
+                detail="the current batch did not finish in time; its transaction "
+                "is rolled back and the files stay queued for the next start",
+            )
+            sys.stderr.flush()
+            os._exit(self.exit_code)
+        self.notifier.close()
+
+    # -- main thread: supervision -------------------------------------------------------------
+    def _supervise(self, db: Database, backend: Backend) -> None:
+        ledger = Ledger(db)
+        interval = self.notifier.watchdog_interval()
+        next_ping = next_status = next_refresh = 0.0
+        announced = False
+        status = ""
+        while not self.stopping.wait(self.tick):
+            now = time.monotonic()
+            if not self._threads_ok() or not self._observer_ok():
+                return
+            self.metrics.heartbeat_age.set(self.heartbeat_age())
+            if self.ready.is_set() and not announced:
+                announced = True
+                self._check_backend(backend, now, force=True)
+                self.notifier.ready(self._status_text(ledger))
+                log.info("daemon_ready", observer=self.watcher.choice.kind)
+            if now >= next_refresh:
+                next_refresh = now + 2.0
+                self.metrics.refresh(ledger)
+                self.metrics.candidates.set(len(self.gate))
+                self._check_backend(backend, now)
+            if announced and now >= next_status:
+                next_status = now + 2.0
+                text = self._status_text(ledger)
+                if text != status:
+                    status = text
+                    self.notifier.status(text)
+            if interval and now >= next_ping and self.healthy()[0]:
+                next_ping = now + interval
+                self.notifier.watchdog()
+
+    def _status_text(self, ledger: Ledger) -> str:
+        last = self.app.worker.last_file or "none yet"
+        return (
+            f"watching ({self.watcher.choice.kind}); queue {ledger.depth()}; waiting for stability"
+            f" {len(self.gate)}; last file {last}"
+        )
+
+    def _check_backend(self, backend: Backend, now: float, *, force: bool = False) -> None:
+        if not force and now - self._ready_cache[0] < READY_CHECK_TTL_S:
+            return
+        try:
+            self._ready_cache = (now, True, backend.check())
+        except Exception as exc:  # unreachable backend: not ready, keep running (work stays queued)
+            self._ready_cache = (now, False, f"backend unreachable: {exc}")
+
+    def _threads_ok(self) -> bool:
+        for thread in (self._intake_thread, self._worker_thread):
+            if not thread.is_alive():
+                log.error("thread_died", thread=thread.name)
+                self.exit_code = EX_SOFTWARE
+                return False
+        return True
+
+    def _observer_ok(self) -> bool:
+        """A dead observer is restarted (and a reconcile catches up); one that keeps dying ends the daemon."""
+        if self.watcher.alive():
+            return True
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_S] + [now]
+        if len(self._restarts) > MAX_RESTARTS:
+            log.error("observer_keeps_dying", restarts=len(self._restarts), window_s=RESTART_WINDOW_S)
+            self.exit_code = EX_SOFTWARE
+            return False
+        log.error("observer_died", observer=self.watcher.choice.kind)
+        try:
+            self.watcher.restart()
+        except OSError as exc:
+            log.error("observer_restart_failed", error=str(exc))
+            return True  # counted: the next tick tries again or gives up
+        self.metrics.observer_restarts.inc()
+        self.requests.put("observer_restart")
+        return True
+
+    # -- intake thread -------------------------------------------------------------------------
+    def _intake_loop(self, require_close: bool) -> None:
+        settings, watch = self.settings, self.settings.watch
+        db = Database(settings.db_path)
+        try:
+            self.intake = Intake(
+                settings.drop.dir,
+                Ledger(db),
+                settings.drop.master_glob,
+                self.gate,
+                self.hints,
+                require_close=require_close,
+                overflow=self.overflow,
+                reconcile_every=watch.reconcile_interval_seconds,
+                min_gap=max(1.0, watch.stability_seconds),
+                on_recorded=lambda kind: self.metrics.discovered.labels(kind).inc(),
+            )
+            self._intake(self.intake, db)
+        except Exception:
+            log.exception("intake_failed")
+            raise
+        finally:
+            db.close()
+
+    def _intake(self, intake: Intake, db: Database) -> None:
+        last_meta = 0.0
+        dropped_seen = lost = 0
+        while not self.stopping.is_set():
+            while not self.requests.empty():
+                intake.request(self.requests.get_nowait())
+            try:
+                reason, recorded = intake.step(self.tick)
+            except sqlite3.OperationalError as exc:  # busy or I/O trouble: the ledger stays the truth, retry
+                log.warning("intake_database_error", error=str(exc))
+                self.stopping.wait(1.0)
+                continue
+            dropped = self.watcher.handler.dropped
+            if dropped > dropped_seen:
+                self.metrics.events_dropped.inc(dropped - dropped_seen)
+                lost, dropped_seen = lost + dropped - dropped_seen, dropped
+            if reason:
+                self.metrics.reconciles.labels(reason).inc()
+            if reason == "events_lost":
+                log.warning(
+                    "events_lost",
+                    dropped=lost,
+                    detail="event queue full or inotify queue overflow: reconciled from the directory",
+                )
+                lost = 0
+            if reason and not self.ready.is_set():
+                self._set_meta(db, ready=time.time())
+                self.ready.set()
+            if recorded:
+                self.wake.set()
+            now = time.monotonic()
+            if now - last_meta >= 1.0:
+                last_meta = now
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._set_meta(db, heartbeat=self._beat[1])
+
+    @staticmethod
+    def _set_meta(db: Database, **values: float | int) -> None:
+        with db.transaction() as conn:
+            for key, value in values.items():
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+
+    # -- worker thread ---------------------------------------------------------------------------
+    def _on_result(self, result: FileResult) -> None:
+        self.beat()
+
+    def _should_stop(self) -> bool:
+        self.beat()
+        return self.stopping.is_set()
+
+    def _worker_loop(self) -> None:
+        poll = self.settings.watch.poll_interval_seconds
+        worker = self.app.worker
+        while not self.stopping.is_set():
+            self.beat()
+            self.wake.clear()
+            try:
+                worker.cycle(self._should_stop)
+            except Exception:
+                log.exception("worker_cycle_failed")
+                self.stopping.wait(poll)
+            self.beat()
+            self.wake.wait(poll)

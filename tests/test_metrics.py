@@ -1,0 +1,146 @@
+"""Prometheus metrics, /healthz and /readyz: in-process units and on a running daemon."""
+
+from __future__ import annotations
+
+import re
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from algoseek_sync.backends.base import AssetOutcome, AssetReport
+from algoseek_sync.backends.local import LocalBackend
+from algoseek_sync.db import Database
+from algoseek_sync.errors import BackendUnavailableError, ConfigError
+from algoseek_sync.ledger import Ledger
+from algoseek_sync.metrics import HttpServer, Metrics, parse_listen
+from algoseek_sync.worker import FileResult
+from conftest import Sandbox
+from helpers_daemon import Daemon, wait_for
+
+NAME = re.compile(r"^algoseek_sync_[a-z0-9_]+$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text format."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{want}}}" if labels else name):
+            return float(value)
+    return None
+
+
+def test_hooks_refresh_and_registration_counting(tmp_path: Path) -> None:
+    metrics = Metrics()
+    metrics.on_result(FileResult("1.csv", "bars", "done", rows=10, written=20, seconds=0.2))
+    metrics.on_result(FileResult("2.csv", "bars", "quarantined", seconds=0.1, reason="bad"))
+    db = Database(tmp_path / "state.db")
+    ledger = Ledger(db)
+    ledger.record("1.csv", 5, 1, "bars")
+    metrics.refresh(ledger)
+    text = generate_latest(metrics.registry).decode()
+    assert sample(text, "algoseek_sync_files_processed_total", kind="bars", outcome="done") == 1
+    assert sample(text, "algoseek_sync_rows_written_total") == 20
+    assert sample(text, "algoseek_sync_processing_duration_seconds_count", kind="bars") == 2
+    assert sample(text, "algoseek_sync_queue_depth") == 1
+    assert sample(text, "algoseek_sync_last_success_timestamp_seconds")
+    for line in text.splitlines():
+        if line.startswith("# TYPE"):
+            assert NAME.match(line.split()[2]), line
+
+    backend = LocalBackend(db)
+    report = AssetReport([AssetOutcome("A", "registered"), AssetOutcome("B", "retry", retry_at=1.0)])
+    backend.ensure_assets = lambda assets: report  # type: ignore[method-assign]
+    metrics.instrument(backend)
+    assert backend.ensure_assets([object(), object()]) is report
+
+    def down(assets: object) -> AssetReport:
+        raise BackendUnavailableError("down")
+
+    backend.ensure_assets = down  # type: ignore[method-assign]
+    metrics.instrument(backend)
+    with pytest.raises(BackendUnavailableError):
+        backend.ensure_assets([object()])
+    text = generate_latest(metrics.registry).decode()
+    assert sample(text, "algoseek_sync_registration_attempts_total", outcome="registered") == 1
+    assert sample(text, "algoseek_sync_registration_attempts_total", outcome="unavailable") == 1
+    assert sample(text, "algoseek_sync_registration_retries_total") == 2
+    db.close()
+
+
+def test_listen_parsing_and_http_routes() -> None:
+    assert parse_listen("127.0.0.1:9108") == ("127.0.0.1", 9108)
+    assert parse_listen(":9108") == ("0.0.0.0", 9108)
+    assert parse_listen("[::1]:9108") == ("::1", 9108)
+    with pytest.raises(ConfigError):
+        parse_listen("localhost")
+    state = {"ready": False}
+    server = HttpServer(
+        f"127.0.0.1:{free_port()}",
+        Metrics(),
+        lambda: (True, "fine"),
+        lambda: (state["ready"], "first reconcile not finished"),
+    )
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        assert get(f"{base}/healthz") == (200, "ok: fine\n")
+        assert get(f"{base}/readyz")[0] == 503
+        state["ready"] = True
+        assert get(f"{base}/readyz")[0] == 200
+        assert "algoseek_sync_queue_depth" in get(f"{base}/metrics")[1]
+    finally:
+        server.stop()
+
+
+def test_daemon_metrics_move_after_a_drop(sandbox: Sandbox, samples: Callable[[Sandbox], None]) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    daemon = Daemon(sandbox, ALGOSEEK_SYNC_METRICS_LISTEN=f"127.0.0.1:{port}").start().wait_ready()
+    try:
+        wait_for(lambda: get(f"{base}/readyz")[0] == 200, 30, "/readyz 200")
+        assert get(f"{base}/healthz")[0] == 200
+        before = get(f"{base}/metrics")[1]
+        assert sample(before, "algoseek_sync_observer_info", observer="inotify") == 1
+        assert sample(before, "algoseek_sync_reconciles_total", reason="startup") == 1
+        samples(sandbox)
+        wait_for(lambda: daemon.settled(2), 30, "both files ingested")
+
+        def moved() -> bool:
+            text = get(f"{base}/metrics")[1]
+            return sample(text, "algoseek_sync_queue_depth") == 0 and bool(
+                sample(text, "algoseek_sync_last_success_timestamp_seconds")
+            )
+
+        wait_for(moved, 30, "gauges refreshed")
+        text = get(f"{base}/metrics")[1]
+        assert sample(text, "algoseek_sync_files_discovered_total", kind="bars") == 1
+        assert sample(text, "algoseek_sync_files_discovered_total", kind="master") == 1
+        assert sample(text, "algoseek_sync_files_processed_total", kind="bars", outcome="done") == 1
+        assert sample(text, "algoseek_sync_files_processed_total", kind="master", outcome="done") == 1
+        assert sample(text, "algoseek_sync_rows_written_total") == 3342
+        assert sample(text, "algoseek_sync_registration_attempts_total", outcome="registered") == 3
+        assert sample(text, "algoseek_sync_files_quarantined") == 0
+        assert sample(text, "algoseek_sync_files_waiting_master") == 0
+        assert sample(text, "algoseek_sync_processing_duration_seconds_count", kind="bars") == 1
+    finally:
+        assert daemon.stop() == 0

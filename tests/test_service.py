@@ -1,0 +1,123 @@
+"""``algoseek-sync run`` as a real subprocess: ingest, read while running, stop, crash, restart."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from algoseek_sync.generate import DropSpec, generate_drop
+from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
+from helpers_daemon import Daemon, query, wait_for
+
+
+def test_run_ingests_serves_reads_and_stops_cleanly(
+    sandbox: Sandbox, samples: Callable[[Sandbox], None]
+) -> None:
+    daemon = Daemon(sandbox).start().wait_ready()
+    try:
+        assert '"observer": "inotify"' in daemon.log()
+        samples(sandbox)
+        wait_for(lambda: daemon.settled(2), what="both files ingested")
+        rows = sandbox.cli("bars", "--figi", AAPL_FIGI, "--format", "csv").csv()
+        assert len(rows) == 3342
+        second = sandbox.cli("run", check=False, timeout=60)
+        assert second.code == 75 and "already_running" in second.err
+        meta = dict(query(daemon.db, "SELECT key, value FROM meta"))
+        assert {"heartbeat", "ready", "pid"} <= set(meta)
+        assert int(meta["pid"]) == daemon.proc.pid  # type: ignore[union-attr]
+    finally:
+        code = daemon.stop(timeout=10)
+    assert code == 0, daemon.log()
+    assert '"daemon_stopped"' in daemon.log()
+
+    # delivered while stopped: found by the startup reconcile; unchanged files are not read again
+    sandbox.put("33449.csv", AAPL_SAMPLE.read_bytes() + b"")  # re-delivered: new mtime, same bytes
+    daemon = Daemon(sandbox).start().wait_ready()
+    try:
+        wait_for(lambda: daemon.settled(3), what="the re-delivery ingested")
+        assert sorted(query(daemon.db, "SELECT path, state FROM files")) == [
+            ("33449.csv", "done"),
+            ("33449.csv", "done"),
+            ("equity_security_master.csv", "done"),
+        ]
+    finally:
+        assert daemon.stop(timeout=10) == 0
+
+
+def test_polling_observer_and_rename_into_place(sandbox: Sandbox) -> None:
+    daemon = Daemon(sandbox, observer="polling").start().wait_ready()
+    try:
+        assert '"observer": "polling"' in daemon.log()
+        sandbox.put("equity_security_master.csv", MASTER_SAMPLE)
+        temp = sandbox.put("33449.csv.filepart", AAPL_SAMPLE)
+        temp.rename(sandbox.drop / "33449.csv")
+        wait_for(lambda: daemon.settled(2), what="both files ingested")
+        assert sorted(r[0] for r in query(daemon.db, "SELECT path FROM files")) == [
+            "33449.csv",
+            "equity_security_master.csv",
+        ]
+        assert query(daemon.db, "SELECT count(*) FROM bars") == [(3342,)]
+    finally:
+        assert daemon.stop(timeout=10) == 0
+
+
+def bars_table(db: Path) -> list[tuple]:
+    return query(db, "SELECT * FROM bars ORDER BY unique_identifier, time_index")
+
+
+def test_crash_and_sigterm_mid_ingest_then_restart_equals_a_clean_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    files = generate_drop(sandbox.drop, DropSpec(secids=300, days=8)).bar_paths
+    total = len(files) + 1
+    clean = Sandbox(tmp_path / "clean", sandbox.drop, tmp_path / "clean" / "state")
+    (tmp_path / "clean").mkdir()
+
+    readers: list[int] = []
+    stop_readers = threading.Event()
+
+    def read_while_writing() -> None:
+        while not stop_readers.is_set():
+            readers.append(sandbox.cli("status", "--json", check=False, timeout=60).code)
+            readers.append(sandbox.cli("bars", "--secid", "10001", "--format", "csv", check=False).code)
+
+    daemon = Daemon(sandbox).start()
+    reader = threading.Thread(target=read_while_writing, daemon=True)
+    try:
+        wait_for(lambda: daemon.states().get("done", 0) >= 1, timeout=60, what="ingest to start")
+        reader.start()
+        wait_for(lambda: daemon.states().get("done", 0) >= 65, timeout=60, what="a first bar batch")
+        daemon.signal(signal.SIGKILL)
+        daemon.proc.wait(10)  # type: ignore[union-attr]
+    finally:
+        daemon.kill()
+        stop_readers.set()
+    killed_at = daemon.states()
+    reader.join(60)
+    assert readers and all(code == 0 for code in readers), readers
+
+    # restart, then SIGTERM while it catches up: the batch finishes (or rolls back), exit 0 within 10 s
+    daemon = Daemon(sandbox).start()
+    try:
+        resumed = killed_at.get("done", 0) + 1
+        wait_for(lambda: daemon.states().get("done", 0) >= resumed, timeout=60, what="ingest to resume")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.proc.wait(10) == 0, daemon.log()  # type: ignore[union-attr]
+    finally:
+        daemon.kill()
+    assert re.search(r'"recovered": [1-9]', daemon.log()), "the killed batch was not put back"
+
+    daemon = Daemon(sandbox).start().wait_ready()
+    try:
+        wait_for(lambda: daemon.settled(total), timeout=60, what="the rest ingested after the restarts")
+    finally:
+        assert daemon.stop(timeout=10) == 0
+    per_path = query(daemon.db, "SELECT path, count(*), max(state) FROM files GROUP BY path")
+    assert len(per_path) == total and all(n == 1 and s == "done" for _, n, s in per_path), killed_at
+
+    clean.cli("run", "--once")
+    assert bars_table(daemon.db) == bars_table(clean.state / "state.db")
+    assert len(bars_table(daemon.db)) > 0
