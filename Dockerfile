@@ -2,7 +2,7 @@
 # algoseek-sync as a sidecar next to an SFTP server:
 #   docker build -t algoseek-sync .
 #   docker run -d --name algoseek-sync -v /srv/sftp/algoseek:/drop:ro -v algoseek-state:/state algoseek-sync
-# See docs/operations.md.
+# See README.md, "Operations guide".
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
