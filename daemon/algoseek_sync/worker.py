@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
 import structlog
 
 from algoseek_sync.backends.base import AssetOutcome, Backend, MasterUpdate
@@ -109,6 +110,25 @@ class Worker:
             raise FileGoneError("file changed after it was queued; its new version is queued instead")
         return content
 
+    def _unchanged(
+        self,
+        stats: CycleStats,
+        version: Version,
+        content: FileContent,
+        applied_sha: str | None,
+        started: float,
+    ) -> bool:
+        """The same bytes as the version already applied: record it done, write nothing."""
+        if version.force or content.sha256 != applied_sha:
+            return False
+        self.ledger.mark_done(
+            version.id, sha256=content.sha256, rows=0, secids="", note="same content as the applied version"
+        )
+        self._emit(
+            stats, FileResult(version.path, version.kind, "unchanged", seconds=time.monotonic() - started)
+        )
+        return True
+
     def _reject(self, stats: CycleStats, version: Version, exc: Exception, started: float) -> None:
         reason = str(exc)
         if isinstance(exc, FileGoneError):
@@ -176,17 +196,7 @@ class Worker:
         started = time.monotonic()
         try:
             content = self._read(version)
-            if not version.force and content.sha256 == self.ledger.applied_master_sha():
-                self.ledger.mark_done(
-                    version.id,
-                    sha256=content.sha256,
-                    rows=0,
-                    secids="",
-                    note="same content as the applied master; nothing to do",
-                )
-                self._emit(
-                    stats, FileResult(version.path, "master", "unchanged", seconds=time.monotonic() - started)
-                )
+            if self._unchanged(stats, version, content, self.ledger.applied_master_sha(), started):
                 return True
             master = parse_master(content.data)
         except (BadFileError, FileGoneError) as exc:
@@ -251,18 +261,7 @@ class Worker:
             started = time.monotonic()
             try:
                 content = self._read(version)
-                if not version.force and self.ledger.last_done_sha(version.path) == content.sha256:
-                    self.ledger.mark_done(
-                        version.id,
-                        sha256=content.sha256,
-                        rows=0,
-                        secids="",
-                        note="same content as an ingested version; nothing written",
-                    )
-                    self._emit(
-                        stats,
-                        FileResult(version.path, "bars", "unchanged", seconds=time.monotonic() - started),
-                    )
+                if self._unchanged(stats, version, content, self.ledger.last_done_sha(version.path), started):
                     continue
                 bars = parse_bars(content.data, max_line_bytes=self.settings.limits.max_line_bytes)
             except (BadFileError, FileGoneError) as exc:
@@ -332,8 +331,6 @@ def rows_for(parsed: _Parsed, secid: int) -> int:
     """Rows of one SecId in a parsed file (tradedate files hold many SecIds)."""
     if len(parsed.bars.secids) == 1:
         return parsed.bars.table.num_rows
-    import pyarrow.compute as pc
-
     return int(pc.sum(pc.equal(parsed.bars.table["secid"], secid)).as_py() or 0)
 
 
