@@ -13,12 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples" / "algoseek"
 MASTER_SAMPLE = SAMPLES / "equity_security_master-sample.csv"
 AAPL_SAMPLE = SAMPLES / "standard-adjusted-secid-33449.csv"
 AAPL_FIGI = "BBG000B9XRY4"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog():
+    """In-process tests that configure logging bind pytest's captured stderr; do not leak it onward."""
+    yield
+    structlog.reset_defaults()
 
 
 @dataclass

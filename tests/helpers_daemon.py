@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -77,6 +79,17 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self, name: str) -> list[dict]:
+        """The JSON log records whose ``event`` is ``name``."""
+        records = []
+        for line in self.log().splitlines():
+            if f'"{name}"' in line:
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if record.get("event") == name:
+                        records.append(record)
+        return records
 
     def wait_ready(self, timeout: float = 60.0) -> Daemon:
         def ready() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -48,6 +49,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(f"backend unavailable: {exc}", EX_UNAVAILABLE)
         except AlgoseekSyncError as exc:
             _fail(str(exc), 1)
+        except sqlite3.DatabaseError as exc:  # disk full, I/O error, a damaged state.db
+            _fail(f"state database error: {exc} (check free space and the state directory)", EX_UNAVAILABLE)
 
     return wrapper
 

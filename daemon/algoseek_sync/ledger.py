@@ -103,19 +103,26 @@ class Ledger:
         return versions
 
     def claim_master(self) -> Version | None:
-        """The newest pending master; older pending masters are superseded by it."""
-        now = time.time()
+        """The newest pending master. Older ones stay pending until it is applied (it may be broken)."""
         with self.db.transaction() as conn:
             rows = conn.execute(
                 "SELECT * FROM files WHERE kind = 'master' AND state = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY mtime_ns DESC, id DESC",
-                (now,),
+                " ORDER BY mtime_ns DESC, id DESC LIMIT 1",
+                (time.time(),),
             ).fetchall()
-            if not rows:
-                return None
-            for older in rows[1:]:
-                self._finish(older["id"], "superseded", "a newer security master arrived")
-            return self._claim(rows[:1])[0]
+            return self._claim(rows)[0] if rows else None
+
+    def supersede_older_masters(self, applied: Version) -> int:
+        """``applied`` is in force: pending masters delivered before it will never be applied."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM files WHERE kind = 'master' AND state = 'pending' AND id != ?"
+                " AND (mtime_ns < ? OR (mtime_ns = ? AND id < ?))",
+                (applied.id, applied.mtime_ns, applied.mtime_ns, applied.id),
+            ).fetchall()
+            for row in rows:
+                self._finish(row["id"], "superseded", "a newer security master was applied")
+        return len(rows)
 
     def claim_bars(self, limit: int) -> list[Version]:
         """Up to ``limit`` due pending bar versions, oldest delivery first."""

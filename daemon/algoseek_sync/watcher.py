@@ -359,7 +359,7 @@ class Intake:
         if reason:
             self.reconcile(now)
             self._last_reconcile, self._next_reconcile = now, now + self.reconcile_every
-        self.drain(time.monotonic(), wait=wait)
+        self.drain(wait=wait)
         return reason, self.check(time.monotonic())
 
     def _rel(self, path: str) -> str | None:
@@ -373,13 +373,17 @@ class Intake:
         rel = real[len(self.prefix) :].replace(os.sep, "/")
         return None if not rel or is_temporary(rel) else rel
 
-    def drain(self, now: float, limit: int = 5000, wait: float = 0.0) -> int:
-        """Apply up to ``limit`` queued hints (waiting up to ``wait`` s for the first one)."""
+    def drain(self, limit: int = 5000, wait: float = 0.0) -> int:
+        """Apply up to ``limit`` queued hints (waiting up to ``wait`` s for the first one).
+
+        Hints are stamped after the wait, so the stability window never starts early.
+        """
         count = 0
         try:
             hint = self.hints.get(timeout=wait) if wait > 0 else self.hints.get_nowait()
         except queue.Empty:
             return 0
+        now = time.monotonic()
         while True:
             self._apply(hint, now)
             count += 1

@@ -75,6 +75,7 @@ class Worker:
         self.backend = backend
         self.hooks: list[Callable[[FileResult], None]] = []
         self.last_file: str = ""
+        self._interrupted = False
 
     # -- helpers -------------------------------------------------------------------
     def _emit(self, stats: CycleStats, result: FileResult) -> None:
@@ -151,6 +152,8 @@ class Worker:
         """Process what is due now; return when the queue is empty, a stop is asked, or the backend is down."""
         stats = CycleStats()
         try:
+            if self._interrupted:
+                self._requeue_interrupted()
             self._registrations()
             if not self._masters(stats):
                 return stats
@@ -164,7 +167,18 @@ class Worker:
         except sqlite3.OperationalError as exc:
             log.error("state_database_error", error=str(exc), db=str(self.settings.db_path))
             stats.deferred = True
+            self._interrupted = True
         return stats
+
+    def _requeue_interrupted(self) -> None:
+        """A state-database error (disk full, I/O) left claimed versions ``processing``: queue them again.
+
+        The worker is the only writer, so between cycles nothing else can be ``processing``.
+        """
+        requeued = self.ledger.recover()
+        self._interrupted = False
+        if requeued:
+            log.info("requeued_after_state_database_error", versions=requeued)
 
     def _registrations(self) -> None:
         due = self.securities.due_registrations(time.time())
@@ -189,19 +203,30 @@ class Worker:
         log.info("registrations_retried", assets=len(due), ready=len(ready))
 
     def _masters(self, stats: CycleStats) -> bool:
-        """Apply the newest pending master; False when bars must wait (backend down)."""
-        version = self.ledger.claim_master()
-        if version is None:
-            return True
+        """Apply the newest usable pending master; False when bars must wait (backend down).
+
+        A broken newest master is quarantined and the next newest is tried, so a valid
+        master delivered alongside a broken one is not lost.
+        """
+        while (version := self.ledger.claim_master()) is not None:
+            outcome = self._master(stats, version)
+            if outcome != "rejected":
+                if outcome == "applied":
+                    self.ledger.supersede_older_masters(version)
+                return outcome != "deferred"
+        return True
+
+    def _master(self, stats: CycleStats, version: Version) -> str:
+        """One master version → ``applied`` | ``rejected`` | ``deferred``."""
         started = time.monotonic()
         try:
             content = self._read(version)
             if self._unchanged(stats, version, content, self.ledger.applied_master_sha(), started):
-                return True
+                return "applied"
             master = parse_master(content.data)
         except (BadFileError, FileGoneError) as exc:
             self._reject(stats, version, exc, started)
-            return True
+            return "rejected"
         specs = asset_specs(master)
         registered = self.securities.registered_uids()
         try:
@@ -223,7 +248,7 @@ class Worker:
             self.backend.apply_master(MasterUpdate(snapshot=master.assets, history_copies=copies), done)
         except BackendRejectedError as exc:
             self._reject(stats, version, exc, started)
-            return True
+            return "rejected"
         except BackendUnavailableError as exc:
             self.ledger.defer(version.id, str(exc), backoff(version.attempts))
             stats.deferred = True
@@ -233,7 +258,7 @@ class Worker:
                     version.path, "master", "deferred", reason=str(exc), seconds=time.monotonic() - started
                 ),
             )
-            return False
+            return "deferred"
         for issue in master.issues[:20]:
             log.warning("master_issue", secid=issue.secid, token=issue.token, problem=issue.problem)
         log.info(
@@ -253,7 +278,7 @@ class Worker:
                 version.path, "master", "done", rows=len(master.assets), seconds=time.monotonic() - started
             ),
         )
-        return True
+        return "applied"
 
     def _parse(self, stats: CycleStats, versions: list[Version]) -> list[_Parsed]:
         parsed: list[_Parsed] = []

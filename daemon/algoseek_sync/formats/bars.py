@@ -157,17 +157,35 @@ def _arrow_error(exc: Exception, max_line_bytes: int) -> BadFileError:
     return BadFileError(f"cannot parse CSV: {text}")
 
 
+ARROW_MIN_BLOCK = 1 << 16
+
+
+def _check_line_lengths(data: bytes, max_line_bytes: int) -> None:
+    """Arrow enforces the limit through its block size, which cannot go below 64 KiB; check smaller limits here."""
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    lengths = np.diff(np.concatenate(([-1], ends, [len(data)]))) - 1
+    worst = int(lengths.argmax())
+    if lengths[worst] > max_line_bytes:
+        raise BadFileError(
+            f"line {worst + 1} is {int(lengths[worst])} bytes, longer than limits.max_line_bytes ({max_line_bytes})"
+        )
+
+
 def read_table(data: bytes, max_line_bytes: int) -> tuple[Schema, pa.Table]:
     """Parse bar CSV bytes with Arrow's reader into a table with *source* column names."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     header = _header(data, max_line_bytes)
+    if max_line_bytes < ARROW_MIN_BLOCK:
+        _check_line_lengths(data, max_line_bytes)
     schema = detect_schema(header)
     columns, _ = SCHEMAS[schema]
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),
-            read_options=pacsv.ReadOptions(block_size=max(max_line_bytes, 1 << 16), use_threads=False),
+            read_options=pacsv.ReadOptions(
+                block_size=max(max_line_bytes, ARROW_MIN_BLOCK), use_threads=False
+            ),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: columns[c][1] for c in header},

@@ -32,7 +32,14 @@ BAR_COLUMNS = ["open", "high", "low", "close", "volume", "secid", "ticker"]
 
 
 class _Transient(Exception):
-    """A platform operation failed in a way worth retrying (its message is already redacted)."""
+    """A platform operation failed in a way worth retrying (its message is already redacted).
+
+    ``retry_after`` carries the platform's ``Retry-After`` so the policy waits at least that long.
+    """
+
+    def __init__(self, message: str, retry_after: object = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class MainSequenceBackend(Backend):
@@ -95,7 +102,10 @@ class MainSequenceBackend(Backend):
                 after = counters.snapshot()
                 platform_failed = any(a > b for a, b in zip(after[1:], before[1:], strict=True))
                 if platform_failed or is_transient(exc):
-                    raise _Transient(api_message(exc)) from exc
+                    hint = getattr(exc, "retry_after", None) or (
+                        counters.retry_after if platform_failed else None
+                    )
+                    raise _Transient(api_message(exc), retry_after=hint) from exc
                 if status_of(exc) in (401, 403):
                     raise BackendUnavailableError(
                         f"Main Sequence refused the credentials: {api_message(exc)}"

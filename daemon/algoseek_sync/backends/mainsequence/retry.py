@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from algoseek_sync.backends.mainsequence.transport import TRANSPORT_HEADER
+
+log = structlog.get_logger("algoseek_sync.platform")
 
 T = TypeVar("T")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -87,6 +90,18 @@ class RetryPolicy:
         elapsed = state.seconds_since_start or 0.0
         return elapsed + (state.upcoming_sleep or 0.0) > self.total
 
+    def _before_sleep(self, state: RetryCallState) -> None:
+        """One log line per retry, so an operator sees the backoff (and the platform's Retry-After)."""
+        exc = state.outcome.exception() if state.outcome else None
+        cause = (exc.__cause__ or exc) if exc is not None else None
+        log.info(
+            "platform_retry",
+            attempt=state.attempt_number,
+            wait_s=round(state.upcoming_sleep or 0.0, 3),
+            status=status_of(cause) if cause is not None else None,
+            retry_after=retry_after_seconds(exc) if exc is not None else None,
+        )
+
     def call(self, fn: Callable[[], T], retry_on: Callable[[BaseException], bool] = is_transient) -> T:
         """Run ``fn``; retry while ``retry_on`` says so and the budget lasts; re-raise the last error."""
         retrying = Retrying(
@@ -95,5 +110,6 @@ class RetryPolicy:
             retry=retry_if_exception(retry_on),
             reraise=True,
             sleep=self.sleep,
+            before_sleep=self._before_sleep,
         )
         return retrying(fn)

@@ -30,11 +30,15 @@ class TrafficCounters:
     transport_failures: int = 0
     server_errors: int = 0
     rate_limited: int = 0
+    #: raw ``Retry-After`` of the latest refused response (None when it sent none)
+    retry_after: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, status: int | None) -> None:
+    def record(self, status: int | None, retry_after: str | None = None) -> None:
         with self._lock:
             self.requests += 1
+            if status is None or status == 429 or status >= 500:
+                self.retry_after = retry_after
             if status is None:
                 self.transport_failures += 1
             elif status == 429:
@@ -74,7 +78,7 @@ class BoundedAdapter(HTTPAdapter):
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             self.counters.record(None)
             return transport_failure_response(request, exc)
-        self.counters.record(response.status_code)
+        self.counters.record(response.status_code, response.headers.get("Retry-After"))
         return response
 
 

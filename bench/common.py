@@ -1,0 +1,253 @@
+"""Shared pieces of the benchmark harness: machine facts, timing, drops, settings, results.
+
+Everything the benchmarks write goes below ``bench/work/`` (git-ignored). Generated
+drops are cached there by spec (the generator is deterministic), and hard-link copied
+into a fresh working directory per run, so a re-delivery never touches the cache.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import datetime as dt
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WORK = BENCH / "work"
+CACHE = WORK / "cache"
+VENV_BIN = Path(sys.executable).parent
+CLI = VENV_BIN / "algoseek-sync"
+
+sys.path.insert(0, str(REPO / "daemon"))
+
+from algoseek_sync.generate import DropSpec, bar_rows, generate_drop  # noqa: E402
+
+
+# --------------------------------------------------------------------------- machine
+def machine() -> dict[str, Any]:
+    """CPU model, cores, RAM, Python and date: the context every number needs."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (0.0, 0.0, 0.0)
+    import pandas
+    import pyarrow
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "ram_gb": round(ram / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "pyarrow": pyarrow.__version__,
+        "pandas": pandas.__version__,
+        "sqlite": __import__("sqlite3").sqlite_version,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_avg_at_start": [round(x, 2) for x in load],
+    }
+
+
+# --------------------------------------------------------------------------- timing
+@dataclass
+class Timing:
+    wall: float
+    cpu: float
+
+
+@contextmanager
+def timer() -> Iterator[Timing]:
+    """Wall and process-CPU seconds of a block (CPU is less sensitive to a noisy neighbour)."""
+    t = Timing(0.0, 0.0)
+    w0, c0 = time.perf_counter(), time.process_time()
+    yield t
+    t.wall, t.cpu = time.perf_counter() - w0, time.process_time() - c0
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100): with 100 samples p99 is the 99th smallest."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def profile_top(fn: Callable[[], Any], limit: int = 15) -> tuple[Any, str]:
+    """Run ``fn`` under cProfile; return its result and the top entries by cumulative time."""
+    prof = cProfile.Profile()
+    result = prof.runcall(fn)
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out).strip_dirs().sort_stats("cumulative")
+    stats.print_stats(limit)
+    text = out.getvalue()
+    body = text[text.find("ncalls") :] if "ncalls" in text else text
+    return result, body.rstrip()
+
+
+# --------------------------------------------------------------------------- drops
+def spec_for(secids: int, days: int, **extra: Any) -> DropSpec:
+    """The benchmark drop: primary-exchange adjusted, secid aggregation, .csv.gz, multi-FIGI."""
+    return DropSpec(
+        secids=secids,
+        days=days,
+        schema="primary-adjusted",
+        aggregation="secid",
+        compression="gz",
+        **extra,
+    )
+
+
+def cached_drop(spec: DropSpec) -> Path:
+    """Generate ``spec`` once into the cache (deterministic), return its directory."""
+    key = f"{spec.schema}-{spec.aggregation}-{spec.compression}-{spec.secids}x{spec.days}-s{spec.seed}"
+    root = CACHE / key
+    marker = root / ".complete.json"
+    if marker.exists() and json.loads(marker.read_text()) == asdict(spec):
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    began = time.perf_counter()
+    generate_drop(root, spec, workers=min(2, os.cpu_count() or 1))
+    marker.write_text(json.dumps(asdict(spec)))
+    log(
+        f"  generated {spec.secids} SecIds x {spec.days} days into {root} in {time.perf_counter() - began:.1f}s"
+    )
+    return root
+
+
+def link_copy(src: Path, dst: Path) -> Path:
+    """Hard-link copy of a drop (cheap); files must be replaced, never rewritten in place."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns(".complete.json"))
+    return dst
+
+
+def fresh(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def gz(text: str) -> bytes:
+    """gzip container, level 1 (as the generator writes)."""
+    return zlib.compress(text.encode(), 1, wbits=31)
+
+
+def redeliver(drop: Path, spec: DropSpec, secid: int, dates: list[str]) -> Path:
+    """A re-delivered SecId file (its whole history + new days), renamed into place like SFTP."""
+    final = drop / f"{secid}.csv.gz"
+    tmp = drop / f".{secid}.csv.gz.part"
+    with open(tmp, "wb") as fh:
+        fh.write(gz(bar_rows(spec, secid, dates)))
+    os.replace(tmp, final)
+    return final
+
+
+def drop_bytes(drop: Path) -> tuple[int, int]:
+    """(files, compressed bytes) of the bar files in a drop."""
+    files = size = 0
+    for path in drop.rglob("*.csv*"):
+        if "security_master" not in path.name:
+            files += 1
+            size += path.stat().st_size
+    return files, size
+
+
+# --------------------------------------------------------------------------- settings / env
+def settings_for(drop: Path, state: Path, **env: str):
+    """Settings as the CLI would load them from the environment (no config file)."""
+    from algoseek_sync.config import load_settings
+
+    base = {"ALGOSEEK_SYNC_DROP_DIR": str(drop), "ALGOSEEK_SYNC_STATE_DIR": str(state)}
+    base.update(env)
+    return load_settings(None, env=base)
+
+
+def quiet_logging() -> None:
+    """Warnings only: per-file info lines would dominate in-process timings."""
+    from algoseek_sync.logging import configure_logging
+
+    configure_logging("warning", "json")
+
+
+def cli_env(drop: Path, state: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGOSEEK_SYNC_", "NOTIFY_SOCKET"))}
+    env.update(
+        ALGOSEEK_SYNC_DROP_DIR=str(drop),
+        ALGOSEEK_SYNC_STATE_DIR=str(state),
+        ALGOSEEK_SYNC_LOG_FORMAT="json",
+        ALGOSEEK_SYNC_LOG_LEVEL="warning",
+        PYTHONPATH=str(REPO / "daemon"),
+    )
+    env.update(extra)
+    return env
+
+
+def service_available() -> bool:
+    """``algoseek-sync run`` (without --once) needs service.py, written by another engineer."""
+    return (REPO / "daemon" / "algoseek_sync" / "service.py").exists()
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Result:
+    benchmark: str
+    metric: str
+    median: float | None
+    unit: str
+    target: str = ""
+    met: bool | None = None
+    notes: str = ""
+    samples: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def cell(self) -> str:
+        if self.median is None:
+            return "n/a"
+        v = self.median
+        if self.unit == "s" and v < 1:
+            return f"{v * 1000:.1f} ms"
+        if abs(v) >= 1000:
+            return f"{v:,.0f} {self.unit}".strip()
+        if abs(v) >= 100:
+            return f"{v:.0f} {self.unit}".strip()
+        return f"{v:.3g} {self.unit}".strip()
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,164 @@
+"""Helpers for the reliability suite (a plain module, not a conftest: tests/conftest.py is the lead's).
+
+Imported by the test modules in this folder; ``conftest`` here means tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, REPO, Sandbox
+
+AAPL_ROWS = 3342
+MSFT_SECID = 39827
+MSFT_FIGI = "BBG000BPH459"
+
+PR_CAPBSET_DROP = 24
+CAP_DAC_OVERRIDE = 1
+CAP_DAC_READ_SEARCH = 2
+
+
+def deliver_samples(box: Sandbox) -> None:
+    """The real master sample and the AAPL bars as ``33449.csv`` (the originals are only copied)."""
+    box.put("equity_security_master.csv", MASTER_SAMPLE)
+    box.put("33449.csv", AAPL_SAMPLE)
+
+
+def msft_lines(rows: int = 200) -> list[str]:
+    """Real AAPL sample lines relabelled as MSFT (SecId 39827, in the master sample): header + rows."""
+    lines = AAPL_SAMPLE.read_text().splitlines()
+    body = [
+        line.replace("33449,", f"{MSFT_SECID},", 1).replace(",AAPL,", ",MSFT,", 1)
+        for line in lines[1 : rows + 1]
+    ]
+    return [lines[0], *body]
+
+
+def msft_text(rows: int = 200, newline: str = "\n") -> str:
+    return newline.join(msft_lines(rows)) + newline
+
+
+def query(box: Sandbox, sql: str, params: tuple = ()) -> list[tuple]:
+    """Read the state database read-only, as another process would."""
+    db = box.state / "state.db"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def store_rows(box: Sandbox, secid: int) -> int:
+    return query(box, "SELECT count(*) FROM bars WHERE secid = ?", (secid,))[0][0]
+
+
+def status(box: Sandbox) -> dict:
+    return json.loads(box.cli("status", "--json").out)
+
+
+def problem(data: dict, rel: str) -> dict:
+    """The status entry (quarantined, skipped or waiting_master) of ``rel``; fails if there is none."""
+    for key in ("quarantined", "skipped", "waiting_master"):
+        for entry in data[key]:
+            if entry["path"] == rel:
+                return entry
+    raise AssertionError(f"{rel} is not listed as a problem in status --json: {json.dumps(data, indent=1)}")
+
+
+def versions(box: Sandbox, rel: str) -> list[tuple[str, str | None]]:
+    """(state, last_error) of every ledger version of ``rel``, oldest first."""
+    return query(box, "SELECT state, last_error FROM files WHERE path = ? ORDER BY id", (rel,))
+
+
+def assert_good_ingested(box: Sandbox, data: dict | None = None) -> None:
+    """The real samples in the drop were ingested whole: the master applied, AAPL's 3,342 days stored."""
+    data = data or status(box)
+    assert data["files"]["master"].get("done", 0) >= 1, data["files"]
+    assert versions(box, "33449.csv")[-1][0] == "done", versions(box, "33449.csv")
+    assert store_rows(box, 33449) == AAPL_ROWS
+    figis = {r[0] for r in query(box, "SELECT DISTINCT unique_identifier FROM bars WHERE secid = 33449")}
+    assert figis == {AAPL_FIGI}
+
+
+def assert_refused(box: Sandbox, rel: str, state: str, *words: str) -> dict:
+    """``run --once`` went fine, ``rel`` is ``state`` with a reason holding ``words``, the good files landed."""
+    data = status(box)
+    entry = problem(data, rel)
+    assert entry["state"] == state, entry
+    reason = entry["last_error"] or ""
+    for word in words:
+        assert word.lower() in reason.lower(), f"{rel}: reason {reason!r} does not mention {word!r}"
+    assert_good_ingested(box, data)
+    return entry
+
+
+def write_config(box: Sandbox, text: str) -> dict[str, str]:
+    """A TOML config file in the sandbox; returns the env to pass to ``box.cli``."""
+    path = box.root / "test.toml"
+    path.write_text(text)
+    return {"ALGOSEEK_SYNC_CONFIG": str(path)}
+
+
+def drop_dac_capabilities() -> None:
+    """preexec_fn: remove root's permission bypass (CAP_DAC_*) from the bounding set before exec.
+
+    The suite runs as root, for whom chmod 000 means nothing; after this, an exec'd root
+    process is subject to file permissions like any user (it keeps uid 0, so the state
+    directory, owned by root, stays writable). Raises when not permitted.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+
+def cli_unprivileged(box: Sandbox, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "algoseek_sync", *args],
+        env=box.env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=drop_dac_capabilities,
+    )
+
+
+# A small interpreter that runs a command and reports its ru_maxrss: a child forked straight
+# from pytest would count pytest's own memory (Linux keeps pre-exec usage in ru_maxrss).
+_RSS_SHIM = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:])\n"
+    "_, st, ru = os.wait4(p.pid, 0)\n"
+    "sys.stderr.write('\\nMAXRSS %d\\n' % (ru.ru_maxrss * 1024))\n"
+    "sys.exit(os.waitstatus_to_exitcode(st))\n"
+)
+
+
+def cli_peak_rss(box: Sandbox, *args: str, timeout: float = 120, **env: str) -> tuple[int, int, str]:
+    """(exit code, peak RSS bytes, stderr) of one CLI run."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_SHIM, sys.executable, "-m", "algoseek_sync", *args],
+        env=box.env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("MAXRSS "), proc.stderr
+    return proc.returncode, int(last.split()[1]), proc.stderr
+
+
+def open_app_for(box: Sandbox):
+    """The daemon's own wiring, in-process (to record versions before mutating files)."""
+    sys.path.insert(0, str(REPO / "daemon"))
+    from algoseek_sync.app import open_app
+    from algoseek_sync.config import load_settings
+
+    env = {k: v for k, v in box.env().items() if k.startswith("ALGOSEEK_SYNC_")}
+    return open_app(load_settings(None, env=env))
