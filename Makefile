@@ -53,4 +53,4 @@ reliability: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache bench/work

@@ -44,6 +44,34 @@ def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
         conn.close()
 
 
+def integrity(db: Path) -> str:
+    """SQLite's own check of the state database ("ok" when intact)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def bars_rows(db: Path) -> list[tuple]:
+    """Every stored bar, in a fixed order: two stores are equal when these lists are."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT * FROM bars ORDER BY unique_identifier, time_index").fetchall()
+    finally:
+        conn.close()
+
+
+def newest_states(db: Path) -> dict[str, str]:
+    """path → state of its newest version."""
+    return dict(
+        query(
+            db,
+            "SELECT path, state FROM files f WHERE id = (SELECT max(id) FROM files g WHERE g.path = f.path)",
+        )
+    )
+
+
 class Daemon:
     """One ``algoseek-sync run`` process; its stderr (JSON log lines) goes to a file."""
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import Sandbox
-from helpers_daemon import Daemon, query, wait_for
+from helpers_daemon import Daemon, bars_rows, integrity, newest_states, query, wait_for
 
 
 def generate(root: Path, secids: int, days: int):
@@ -40,36 +39,10 @@ def deliver(src: Path, drop: Path, paths: list[Path], rng: random.Random) -> Non
             os.replace(tmp, target)
 
 
-def bars_rows(db: Path) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(bars)")]
-        order = "unique_identifier, time_index"
-        return conn.execute(f"SELECT {', '.join(cols)} FROM bars ORDER BY {order}").fetchall()
-    finally:
-        conn.close()
-
-
-def integrity(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
-
-
 def newest_done(db: Path, at_most: int) -> int:
     """Paths whose newest version is done (0 when the database is not there yet)."""
     states = newest_states(db)
     return min(at_most, sum(1 for state in states.values() if state == "done"))
-
-
-def newest_states(db: Path) -> dict[str, str]:
-    rows = query(
-        db,
-        "SELECT path, state FROM files f WHERE id = (SELECT max(id) FROM files g WHERE g.path = f.path)",
-    )
-    return dict(rows)
 
 
 def crash_loop(tmp_path: Path, files: int, kills: int, days: int, seed: int) -> dict[str, int]:

@@ -16,34 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import Sandbox
-from helpers_daemon import Daemon, query, wait_for
+from helpers_daemon import Daemon, bars_rows, integrity, newest_states, wait_for
 
 SECIDS, DAYS = 300, 60
-
-
-def integrity(db: Path) -> str:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        conn.close()
-
-
-def bars_rows(db: Path) -> list[tuple]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT * FROM bars ORDER BY unique_identifier, time_index").fetchall()
-    finally:
-        conn.close()
-
-
-def newest_states(db: Path) -> dict[str, str]:
-    return dict(
-        query(
-            db,
-            "SELECT path, state FROM files f WHERE id = (SELECT max(id) FROM files g WHERE g.path = f.path)",
-        )
-    )
 
 
 @pytest.fixture(scope="module")
