@@ -22,20 +22,32 @@ def asset_specs(master: SecurityMaster) -> list[AssetSpec]:
     for span in master.tickers:
         if span.secid not in current or span.end >= current[span.secid][1]:
             current[span.secid] = (span.ticker, span.end)  # type: ignore[assignment]
+
+    def column(name: str) -> list[object]:
+        return frame[name].tolist() if name in frame.columns else [None] * len(frame)
+
+    def last(value: object) -> str:
+        return str(value or "").split(";")[-1]
+
     specs = []
-    for row in frame.to_dict("records"):
-        secid = int(row["secid"])
-        ticker = current.get(secid, ("", ""))[0]
-        name = str(row.get("name") or "").split(";")[-1]
+    for secid, uid, kind, name, isin, exchange in zip(  # column-wise: no per-row dicts of every column
+        column("secid"),
+        column("unique_identifier"),
+        column("kind"),
+        column("name"),
+        column("isin"),
+        column("primaryexchange"),
+        strict=True,
+    ):
         specs.append(
             AssetSpec(
-                unique_identifier=row["unique_identifier"],
-                secid=secid,
-                kind=row["kind"],
-                ticker=ticker,
-                name=name,
-                isin=str(row.get("isin") or "").split(";")[-1],
-                exchange=str(row.get("primaryexchange") or "").split(";")[-1],
+                unique_identifier=str(uid),
+                secid=int(secid),  # type: ignore[call-overload]
+                kind=str(kind),
+                ticker=current.get(int(secid), ("", ""))[0],  # type: ignore[call-overload]
+                name=last(name),
+                isin=last(isin),
+                exchange=last(exchange),
             )
         )
     return specs
@@ -114,7 +126,15 @@ class Securities:
                 gains[secid] = new
         return gains
 
-    def apply_master(self, master: SecurityMaster, report: AssetReport, *, file_id: int, sha256: str) -> int:
+    def apply_master(
+        self,
+        master: SecurityMaster,
+        report: AssetReport,
+        specs: Sequence[AssetSpec],
+        *,
+        file_id: int,
+        sha256: str,
+    ) -> int:
         """Record a master as the current one: links, history, tickers, issues, registrations."""
         now = time.time()
         conn = self.db.conn
@@ -160,7 +180,7 @@ class Securities:
             "INSERT INTO master_issues (secid, token, problem) VALUES (?, ?, ?)",
             [(i.secid, i.token, i.problem) for i in master.issues],
         )
-        self.record_registrations(report, {s.unique_identifier: s for s in asset_specs(master)})
+        self.record_registrations(report, {s.unique_identifier: s for s in specs})
         return master_id
 
     # -- registrations ----------------------------------------------------------------

@@ -239,7 +239,7 @@ class Worker:
             copies = self.securities.history_sources(self.securities.plan_new_links(master, report.ready()))
 
             def done() -> None:
-                self.securities.apply_master(master, report, file_id=version.id, sha256=content.sha256)
+                self.securities.apply_master(master, report, specs, file_id=version.id, sha256=content.sha256)
                 self.ledger.mark_done(
                     version.id, sha256=content.sha256, rows=len(master.assets), secids="", note=None
                 )

@@ -94,16 +94,12 @@ class LocalBackend(Backend):
 
     def apply_master(self, update: MasterUpdate, done: Done) -> None:
         keys = ("unique_identifier", "secid", "kind", "latest_figi")
-        rows = [
-            (
-                r["unique_identifier"],
-                int(r["secid"]),
-                r["kind"],
-                r["latest_figi"],
-                json.dumps({k: v for k, v in r.items() if k not in keys}, sort_keys=True),
-            )
-            for r in update.snapshot.to_dict("records")
-        ]
+        columns = {c: update.snapshot[c].tolist() for c in update.snapshot.columns}  # column-wise: cheap
+        extra = sorted(c for c in columns if c not in keys)
+        rows = (  # a generator: executemany streams it, no list of every row's JSON
+            (uid, int(secid), kind, latest, json.dumps({c: columns[c][i] for c in extra}))
+            for i, (uid, secid, kind, latest) in enumerate(zip(*(columns[k] for k in keys), strict=True))
+        )
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM master_snapshot")
             conn.executemany("INSERT INTO master_snapshot VALUES (?, ?, ?, ?, ?)", rows)

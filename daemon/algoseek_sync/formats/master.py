@@ -116,35 +116,35 @@ def parse_master(data: bytes) -> SecurityMaster:
     if len(frame) and (frame["FIGI"].str.strip() == "").all():
         raise BadFileError("security master's FIGI column is blank on every row; refusing it")
     frame["SecId"] = secid_text.astype("int64")
-    snapshot_cols = {c: c.lower()[:63] for c in frame.columns if c != "FIGI"}
-    rows: list[dict[str, object]] = []
+    snapshot = frame.drop(columns=["FIGI"]).rename(columns=lambda c: c.lower()[:63])
+    source_rows: list[int] = []  # the master row of each asset (a SecId has one per FIGI)
+    uids: list[str] = []
+    kinds: list[str] = []
+    latest: list[str] = []
     tickers: list[TickerSpan] = []
     issues: list[MasterIssue] = []
-    for record in frame.to_dict("records"):
-        secid = int(record["SecId"])
-        tokens = split_tokens(record["FIGI"])
+    needed = (frame[c].tolist() for c in ("SecId", "FIGI", "Tickers", "TickersStartToEndDate"))
+    for row, (secid, figis, names, dates) in enumerate(zip(*needed, strict=True)):
         valid = []
-        for token in tokens:
+        for token in split_tokens(figis):
             problem = figi_problem(token)
             if problem:
                 issues.append(MasterIssue(secid, token, f"invalid FIGI: {problem}"))
             else:
                 valid.append(token)
-        spans, problem = parse_ticker_history(secid, record["Tickers"], record["TickersStartToEndDate"])
+        spans, problem = parse_ticker_history(secid, names, dates)
         if problem:
-            issues.append(MasterIssue(secid, record["Tickers"], f"ticker history ignored: {problem}"))
+            issues.append(MasterIssue(secid, names, f"ticker history ignored: {problem}"))
         tickers.extend(spans)
-        base = {snapshot_cols[c]: v for c, v in record.items() if c != "FIGI"}
-        base["secid"] = secid
-        if valid:
-            for uid in valid:
-                rows.append(base | {"unique_identifier": uid, "kind": "figi", "latest_figi": valid[-1]})
-        else:
-            uid = custom_identifier(secid)
-            rows.append(base | {"unique_identifier": uid, "kind": "custom", "latest_figi": ""})
-    assets = pd.DataFrame(rows)
-    if assets.empty:
-        assets = pd.DataFrame(columns=["secid", "unique_identifier", "kind", "latest_figi"])
+        for uid in valid or [custom_identifier(secid)]:
+            source_rows.append(row)
+            uids.append(uid)
+            kinds.append("figi" if valid else "custom")
+            latest.append(valid[-1] if valid else "")
+    assets = snapshot.iloc[source_rows].reset_index(drop=True)
+    assets["unique_identifier"] = uids
+    assets["kind"] = kinds
+    assets["latest_figi"] = latest
     return SecurityMaster(assets=assets, tickers=tickers, issues=issues)
 
 

@@ -58,20 +58,27 @@ def open_regular(root: Path, rel_path: str) -> tuple[int, os.stat_result]:
     return fd, st
 
 
+READ_CHUNK = 1 << 20
+
+
 def decompress(rel_path: str, raw: bytes, max_bytes: int) -> bytes:
     """Gunzip with a cap on the decompressed size (gzip bombs) and a check for truncation."""
+    chunks: list[bytes] = []
+    total = 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
-            data = gz.read(max_bytes + 1)
+            while chunk := gz.read(READ_CHUNK):  # chunked: read(n) would reserve n bytes up front
+                total += len(chunk)
+                if total > max_bytes:
+                    raise BadFileError(
+                        f"decompresses to more than limits.max_decompressed_bytes ({max_bytes} bytes); refused"
+                    )
+                chunks.append(chunk)
     except EOFError:
         raise BadFileError("truncated gzip (stream ends before its end marker)") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise BadFileError(f"corrupt gzip: {exc}") from None
-    if len(data) > max_bytes:
-        raise BadFileError(
-            f"decompresses to more than limits.max_decompressed_bytes ({max_bytes} bytes); refused"
-        )
-    return data
+    return b"".join(chunks)
 
 
 def read_file(root: Path, rel_path: str, *, max_file_bytes: int, max_decompressed_bytes: int) -> FileContent:
@@ -83,7 +90,7 @@ def read_file(root: Path, rel_path: str, *, max_file_bytes: int, max_decompresse
                 f"{st.st_size} bytes is above limits.max_file_bytes ({max_file_bytes}); not read"
             )
         with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read(max_file_bytes + 1)
+            raw = fh.read(st.st_size + 1)  # one byte more shows a file still growing
     except PermissionError:
         raise BadFileError("permission denied") from None
     finally:
@@ -96,6 +103,6 @@ def read_file(root: Path, rel_path: str, *, max_file_bytes: int, max_decompresse
     data = decompress(rel_path, raw, max_decompressed_bytes) if rel_path.endswith(".gz") else raw
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM) :]
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(): that would copy the whole file
         raise BadFileError("file is empty")
     return FileContent(size=len(raw), mtime_ns=st.st_mtime_ns, sha256=digest, data=data)
