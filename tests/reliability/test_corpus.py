@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from reliability_helpers import (
@@ -315,8 +318,14 @@ def test_never_follows_symlinked_directory_out_of_the_drop(box: Sandbox) -> None
     assert_good_ingested(box)
 
 
-def test_never_opens_a_fifo_named_csv(box: Sandbox) -> None:
-    os.mkfifo(box.drop / MSFT)
+def _char_device(path: Path) -> None:
+    """A character device (the null device's numbers) named like a bar file; needs CAP_MKNOD."""
+    os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, _char_device], ids=["fifo", "char-device"])
+def test_never_opens_a_fifo_or_device_named_csv(box: Sandbox, make: Callable[[Path], None]) -> None:
+    make(box.drop / MSFT)
     began = time.monotonic()
     run_once(box, timeout=60)
     assert time.monotonic() - began < 60
