@@ -218,11 +218,6 @@ def cli_env(drop: Path, state: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def service_available() -> bool:
-    """``algoseek-sync run`` (without --once) needs service.py, written by another engineer."""
-    return (REPO / "daemon" / "algoseek_sync" / "service.py").exists()
-
-
 # --------------------------------------------------------------------------- results
 @dataclass
 class Result:

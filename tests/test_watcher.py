@@ -8,6 +8,7 @@ import os
 import queue
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from algoseek_sync.db import Database
 from algoseek_sync.ledger import Ledger
+from algoseek_sync.scan import reconcile
 from algoseek_sync.stability import StabilityGate
 from algoseek_sync.watcher import Hint, Intake, Watcher, choose_observer, is_network_fs, mount_fstype
 
@@ -278,6 +280,27 @@ def test_dead_observer_is_noticed_and_restarted(tmp_path: Path) -> None:
         assert watcher.alive() and watcher.restarts == 1
     finally:
         watcher.close()
+
+
+def test_reconcile_heap_does_not_grow_with_the_drop(tmp_path: Path) -> None:
+    """A reconcile of 20,000 known files holds batches, not the ledger or the directory, in memory."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    db = Database(tmp_path / "state.db")
+    ledger = Ledger(db)
+    with db.transaction():
+        for i in range(20_000):
+            path = drop / f"{30000 + i}.csv"
+            path.write_bytes(b"k")
+            ledger.record(path.name, *stat_key(path), "bars")
+    tracemalloc.start()
+    try:
+        assert reconcile(drop, ledger, GLOBS) == (20_000, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        db.close()
+    assert peak < 8e6, f"reconcile of 20,000 known files peaked at {peak / 1e6:.1f} MB of Python heap"
 
 
 def test_reconcile_of_known_files_reads_no_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

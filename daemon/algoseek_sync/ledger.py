@@ -10,7 +10,7 @@ ours to read (links, FIFOs, unrelated names, files that vanished).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from algoseek_sync.db import Database
@@ -70,11 +70,16 @@ class Ledger:
             )
         return True
 
-    def known_versions(self) -> dict[str, set[tuple[int, int]]]:
-        """path → {(size, mtime_ns)} of every recorded version: reconcile compares stat results to it."""
+    def known_versions(self, paths: Sequence[str]) -> dict[str, set[tuple[int, int]]]:
+        """path → {(size, mtime_ns)} recorded for ``paths``: reconcile asks a batch at a time."""
         known: dict[str, set[tuple[int, int]]] = {}
-        for path, size, mtime_ns in self.db.execute("SELECT path, size, mtime_ns FROM files"):
-            known.setdefault(path, set()).add((size, mtime_ns))
+        for start in range(0, len(paths), 500):
+            part = paths[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for path, size, mtime_ns in self.db.execute(
+                f"SELECT path, size, mtime_ns FROM files WHERE path IN ({marks})", part
+            ):
+                known.setdefault(path, set()).add((size, mtime_ns))
         return known
 
     def is_known(self, path: str, size: int, mtime_ns: int) -> bool:

@@ -2,7 +2,7 @@
 
 Never reads file contents and never follows links; known (path, size, mtime) triples
 are recognised without hashing, so a reconcile of 100,000 known files is a directory
-walk and a dictionary lookup per file.
+walk and an index lookup per file, in batches: memory does not grow with the drop.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from algoseek_sync.formats.names import classify, is_temporary
 from algoseek_sync.ledger import Ledger
 
 _OURS = (".csv", ".csv.gz")
+RECONCILE_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -36,21 +37,29 @@ def walk(root: Path) -> Iterator[Entry]:
     while stack:
         directory, prefix = stack.pop()
         try:
-            entries = list(os.scandir(directory))
+            entries = os.scandir(directory)  # lazily: a flat 100,000-file folder is never held in memory
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue
-        for entry in entries:
-            rel = f"{prefix}{entry.name}"
-            if is_temporary(rel):
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                stack.append((entry.path, f"{rel}/"))
-                continue
-            yield Entry(rel, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode), stat.S_ISLNK(st.st_mode))
+        with entries:
+            yield from _entries(entries, prefix, stack)
+
+
+def _entries(
+    entries: Iterator[os.DirEntry[str]], prefix: str, stack: list[tuple[str, str]]
+) -> Iterator[Entry]:
+    """One directory's entries; sub-directories go on ``stack`` for later."""
+    for entry in entries:
+        rel = f"{prefix}{entry.name}"
+        if is_temporary(rel):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            stack.append((entry.path, f"{rel}/"))
+            continue
+        yield Entry(rel, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode), stat.S_ISLNK(st.st_mode))
 
 
 def record_entry(ledger: Ledger, entry: Entry, master_globs: list[str]) -> bool:
@@ -81,12 +90,25 @@ def reconcile(
     Returns (entries seen, versions recorded). ``accept`` is where the daemon's stability
     gate plugs in; ``run --once`` takes files as they are.
     """
-    known = ledger.known_versions()
     seen = recorded = 0
-    for entry in walk(root):
-        seen += 1
-        if (entry.size, entry.mtime_ns) in known.get(entry.path, ()):
-            continue
-        if accept(entry) and record_entry(ledger, entry, master_globs):
-            recorded += 1
+    for batch in batched(walk(root), RECONCILE_BATCH):
+        known = ledger.known_versions([entry.path for entry in batch])
+        for entry in batch:
+            seen += 1
+            if (entry.size, entry.mtime_ns) in known.get(entry.path, ()):
+                continue
+            if accept(entry) and record_entry(ledger, entry, master_globs):
+                recorded += 1
     return seen, recorded
+
+
+def batched(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
+    """Lists of up to ``size`` entries (memory stays flat however large the drop is)."""
+    batch: list[Entry] = []
+    for entry in entries:
+        batch.append(entry)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
