@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ import time
 def main(argv: list[str]) -> int:
     began = time.perf_counter()
     proc = subprocess.Popen(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT):  # a long-running command is stopped through us
+        signal.signal(signum, lambda received, _frame: proc.send_signal(received))
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     report = {"code": code, "maxrss_bytes": usage.ru_maxrss * 1024, "seconds": time.perf_counter() - began}

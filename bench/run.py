@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -62,7 +63,7 @@ from algoseek_sync.generate import DropSpec, bar_rows, trade_dates, write_master
 from algoseek_sync.scan import Entry, reconcile, record_entry, walk
 
 RUN = WORK / "run"
-BENCHMARKS = ("affected", "tutorial", "backfill", "memory", "reconcile", "latency")
+BENCHMARKS = ("affected", "tutorial", "backfill", "memory", "reconcile", "latency", "burst")
 
 
 @dataclass
@@ -796,6 +797,110 @@ def bench_latency(ctx: Context) -> list[Result]:
 
 
 # =========================================================================== driver
+
+
+# =========================================================================== 7. burst
+def burst_once(src: Path, copies: int, count: int, tag: str) -> tuple[int, float, int]:
+    """(peak RSS bytes, seconds to drain, exit code) of `algoseek-sync run` absorbing ``count`` files.
+
+    The daemon runs (inotify) on a drop holding only the master; the files are then copied in
+    as fast as possible, ``copies`` sub-folders of the universe's files, and the time runs
+    until the ledger shows every one done. Peak RSS comes from bench/rss.py (wait4).
+    """
+    root = fresh(RUN / "burst" / tag)
+    drop, state = fresh(root / "drop"), fresh(root / "state")
+    master = next(src.glob("*security_master*"))
+    shutil.copyfile(master, drop / master.name)
+    bars = sorted(p for p in src.glob("*.csv.gz"))
+    sock_path = root / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    env = cli_env(drop, state, NOTIFY_SOCKET=str(sock_path), ALGOSEEK_SYNC_OBSERVER="inotify")
+    log_file = (root / "daemon.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(BENCH / "rss.py"), str(CLI), "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+    )
+    try:
+        wait_ready(sock, proc)
+        began = time.perf_counter()
+        written = 0
+        for k in range(copies):
+            folder = drop / f"delivery-{k}"
+            folder.mkdir()
+            for path in bars[: count - written]:
+                shutil.copyfile(path, folder / path.name)
+                written += 1
+        db = state / "state.db"
+        while _done_bars(db) < count:
+            if proc.poll() is not None or time.perf_counter() - began > 3600:
+                raise RuntimeError(f"burst {tag}: daemon exited or stalled ({_done_bars(db)}/{count} done)")
+            time.sleep(0.5)
+        drained = time.perf_counter() - began
+    finally:
+        sock.close()
+        code = stop(proc, timeout=60)
+        log_file.close()
+    report = json.loads((root / "daemon.log").read_text().strip().splitlines()[-1])
+    return report["maxrss_bytes"], drained, code
+
+
+def _done_bars(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return conn.execute(
+                "SELECT count(*) FROM files WHERE kind = 'bars' AND state = 'done'"
+            ).fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def bench_burst(ctx: Context) -> list[Result]:
+    plan = ctx.plan
+    universe = plan.large
+    src = cached_drop(ctx.spec(universe))
+    small, large = universe // 2, universe * 5
+    peaks: dict[int, int] = {}
+    out = []
+    for count, copies in ((small, 1), (large, 5)):
+        peak, drained, code = burst_once(src, copies, count, f"{count}")
+        peaks[count] = peak
+        log(
+            f"  burst of {count:,} files: peak RSS {peak / 1e6:.0f} MB, drained in {drained:.1f}s, exit {code}"
+        )
+        out.append(
+            Result(
+                "7 burst",
+                f"peak RSS, daemon absorbing a {count:,}-file burst",
+                peak / 1e6,
+                "MB",
+                target="≤ 300 MB",
+                met=peak <= 300e6,
+                notes=f"`algoseek-sync run` (inotify), {universe:,}-SecId master, {copies} folder(s) of"
+                f" secid files copied in at once; drained in {drained:.0f}s ({count / drained:,.0f} files/s);"
+                f" exit on SIGTERM {code}",
+            )
+        )
+    ratio = peaks[large] / peaks[small]
+    out.append(
+        Result(
+            "7 burst",
+            f"peak RSS ratio {large:,}/{small:,} files",
+            ratio,
+            "x",
+            target="≤ 1.25 (flat)",
+            met=ratio <= 1.25,
+            notes="same universe and master: only the number of files differs",
+        )
+    )
+    return out
+
+
 RUNNERS: dict[str, Callable[[Context], list[Result]]] = {
     "backfill": bench_backfill,  # first: its store is reused by affected/tutorial
     "affected": bench_affected,
@@ -803,6 +908,7 @@ RUNNERS: dict[str, Callable[[Context], list[Result]]] = {
     "memory": bench_memory,
     "reconcile": bench_reconcile,
     "latency": bench_latency,
+    "burst": bench_burst,
 }
 
 
@@ -888,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"   {r.metric}: {r.cell()} {'' if r.met is None else ('MET' if r.met else 'MISSED')}")
     finally:
         ctx.close()
-    order = {f"{i + 1}": i for i in range(6)}
+    order = {f"{i + 1}": i for i in range(len(BENCHMARKS))}
     merged = [r for r in previous if not any(r.benchmark.startswith(p) for p in _prefixes(chosen))]
     merged += [r for rs in results.values() for r in rs]
     merged.sort(key=lambda r: order.get(r.benchmark.split()[0], 99))
@@ -905,6 +1011,7 @@ def _prefixes(chosen: list[str]) -> list[str]:
         "latency": "4",
         "memory": "5",
         "reconcile": "6",
+        "burst": "7",
     }
     return [number[c] + " " for c in chosen]
 

@@ -19,8 +19,9 @@ import pytest
 from algoseek_sync.app import open_app, run_once
 from algoseek_sync.config import Settings, load_settings
 from algoseek_sync.generate import DropSpec, generate_drop
+from algoseek_sync.health import health
 from algoseek_sync.lock import WorkerLock
-from algoseek_sync.reprocess import Selection, health, reprocess
+from algoseek_sync.reprocess import Selection, reprocess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -119,7 +119,7 @@ def run(ctx: click.Context, once: bool) -> None:
 def status(ctx: click.Context, as_json: bool, health: bool) -> None:
     """File counts by state, parked and quarantined files with reasons, assets, last success."""
     if health:
-        from algoseek_sync.reprocess import health as health_of
+        from algoseek_sync.health import health as health_of
 
         healthy, message = health_of(settings_of(ctx))
         click.echo(message)

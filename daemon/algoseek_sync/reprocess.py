@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 import stat
 import sys
 import time
@@ -41,7 +40,6 @@ EX_UNAVAILABLE = 69  # backend down: the versions stay queued
 #: States in which a requeued version is finished (``pending``/``processing`` are not).
 FINISHED = ("done", "quarantined", "waiting_master", "superseded", "skipped")
 PROBLEM_STATES = ("quarantined", "skipped")
-HEARTBEAT_MAX_AGE_S = 60.0
 POLL_SECONDS = 0.25
 
 
@@ -361,33 +359,6 @@ def _report(tracker: Progress, states: dict[int, tuple[str, int, str]], deferred
     if any(s in PROBLEM_STATES for s, _, _ in states.values()):
         return EX_PROBLEMS
     return EX_OK
-
-
-# -- status --health -----------------------------------------------------------------
-
-
-def health(settings: Settings, max_age: float = HEARTBEAT_MAX_AGE_S) -> tuple[bool, str]:
-    """Is a daemon running on this state directory and beating? (container HEALTHCHECK)."""
-    if not settings.db_path.exists():
-        return False, f"no daemon running (no state database at {settings.db_path})"
-    if not WorkerLock(settings.state.dir).held_elsewhere():
-        return False, f"no daemon running on {settings.state.dir}"
-    db = Database(settings.db_path, readonly=True)
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'heartbeat'").fetchone()
-    except sqlite3.Error as exc:  # a half-initialised database is unhealthy, not a traceback
-        return False, f"unhealthy: cannot read the heartbeat ({exc})"
-    finally:
-        db.close()
-    if row is None or row[0] is None:
-        return False, "unhealthy: the daemon has not written a heartbeat yet"
-    try:
-        age = time.time() - float(row[0])
-    except ValueError:
-        return False, f"unhealthy: heartbeat value {row[0]!r} is not a timestamp"
-    if age > max_age:
-        return False, f"unhealthy: last heartbeat {age:.0f} s ago (limit {max_age:.0f} s)"
-    return True, "healthy"
 
 
 # -- the command ---------------------------------------------------------------------
