@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from algoseek_sync.generate import DropSpec, generate_drop
+from algoseek_sync.generate import DropSpec, generate_drop, write_master
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
 from helpers_daemon import Daemon, query, wait_for
 
@@ -122,3 +123,27 @@ def test_crash_and_sigterm_mid_ingest_then_restart_equals_a_clean_run(
     clean.cli("run", "--once")
     assert bars_table(daemon.db) == bars_table(clean.state / "state.db")
     assert len(bars_table(daemon.db)) > 0
+
+
+def test_second_signal_exits_at_once_and_nothing_is_lost(sandbox: Sandbox) -> None:
+    """SIGTERM twice while a large master is being applied: exit now (128+15), resume on restart."""
+    spec = DropSpec(secids=8000, days=1)
+    daemon = Daemon(sandbox).start().wait_ready()
+    try:
+        write_master(sandbox.drop, spec)
+        wait_for(lambda: daemon.states().get("processing", 0) == 1, timeout=60, what="the master claimed")
+        daemon.signal(signal.SIGTERM)
+        time.sleep(0.05)
+        daemon.signal(signal.SIGTERM)
+        began = time.monotonic()
+        code = daemon.proc.wait(10)  # type: ignore[union-attr]
+        took = time.monotonic() - began
+    finally:
+        daemon.kill()
+    assert code == 128 + signal.SIGTERM, daemon.log()
+    assert "second SIGTERM, exiting now" in daemon.log()
+    assert took < 5, f"{took:.1f} s after the second signal"
+    assert daemon.states().get("done", 0) == 0  # it did not finish the master's transaction
+    sandbox.cli("run", "--once")
+    assert dict(query(daemon.db, "SELECT state, count(*) FROM files GROUP BY state")) == {"done": 1}
+    assert query(daemon.db, "SELECT count(DISTINCT secid) FROM secid_assets")[0][0] == 8000
