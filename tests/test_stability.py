@@ -119,3 +119,14 @@ def test_lost_events_turn_a_pending_close_into_a_longer_quiet_window() -> None:
     assert gate.checks(2.9) == []
     gate.feed("a.csv", (5, 1), 3.0)
     assert gate.due() == [Ready("a.csv", 5, 1, forced=True)]
+
+
+def test_a_writing_hint_whose_close_may_be_lost_waits_the_quiet_window_not_a_close() -> None:
+    """A queued "being written" hint applied after the loss was handled must not wait for a close."""
+    gate = StabilityGate(1.0, interval=0.5, close_timeout=600.0)
+    gate.events_lost()  # the loss is handled first; the stale hint is still in the queue
+    gate.feed("a.csv", (5, 1), 0.0, lost=True)
+    gate.feed("a.csv", (5, 1), 2.0)
+    assert ready_paths(gate) == []
+    gate.feed("a.csv", (5, 1), 3.0)
+    assert gate.due() == [Ready("a.csv", 5, 1, forced=True)]

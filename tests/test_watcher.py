@@ -18,7 +18,15 @@ from algoseek_sync.db import Database
 from algoseek_sync.ledger import Ledger
 from algoseek_sync.scan import reconcile
 from algoseek_sync.stability import StabilityGate
-from algoseek_sync.watcher import Hint, Intake, Watcher, choose_observer, is_network_fs, mount_fstype
+from algoseek_sync.watcher import (
+    EventLoss,
+    Hint,
+    Intake,
+    Watcher,
+    choose_observer,
+    is_network_fs,
+    mount_fstype,
+)
 
 GLOBS = ["*security_master*.csv", "*security_master*.csv.gz"]
 STABILITY = 0.3
@@ -32,7 +40,7 @@ class Harness:
         self.drop = drop
         self.db = Database(state / "state.db")
         self.hints: queue.Queue[Hint] = queue.Queue(maxsize=queue_size)
-        self.overflow = threading.Event()
+        self.overflow = EventLoss()
         self.watcher = Watcher(drop, observer, POLL, self.hints, self.overflow)
         self.choice = self.watcher.start()
         polling = self.choice.kind == "polling"
@@ -328,3 +336,28 @@ def test_reconcile_of_known_files_reads_no_content(tmp_path: Path, monkeypatch: 
     assert (seen, recorded, len(gate)) == (2001, 0, 1)  # only the unknown file waits in the gate
     assert "40000.csv" in gate
     db.close()
+
+
+def test_writing_hint_queued_before_lost_events_does_not_wait_for_a_lost_close(tmp_path: Path) -> None:
+    """Events lost while older hints were still queued: the stale "modified" must not demand a close.
+
+    Found by the 50,000-file burst benchmark: a few files sat in the gate for the whole close
+    timeout because their close event was dropped and a queued write event came after the loss.
+    """
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "33449.csv").write_bytes(b"written and closed before the loss")
+    db = Database(tmp_path / "state.db")
+    hints: queue.Queue[Hint] = queue.Queue()
+    loss = EventLoss()
+    gate = StabilityGate(STABILITY, interval=0.05, close_timeout=30.0)
+    intake = Intake(drop, Ledger(db), GLOBS, gate, hints, require_close=True, overflow=loss, min_gap=0.0)
+    hints.put(Hint("modified", str(drop / "33449.csv")))  # queued; its "closed" was dropped
+    loss.set()
+    try:
+        began = time.monotonic()
+        while not intake.ledger.is_known("33449.csv", *stat_key(drop / "33449.csv")):
+            assert time.monotonic() - began < 10, "still waiting for a close event that was lost"
+            intake.step(0.05)
+    finally:
+        db.close()

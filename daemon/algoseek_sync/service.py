@@ -35,7 +35,7 @@ from algoseek_sync.lock import WorkerLock
 from algoseek_sync.metrics import HttpServer, Metrics
 from algoseek_sync.notify import Notifier
 from algoseek_sync.stability import StabilityGate
-from algoseek_sync.watcher import Hint, Intake, Watcher
+from algoseek_sync.watcher import EventLoss, Hint, Intake, Watcher
 from algoseek_sync.worker import FileResult
 
 log = structlog.get_logger("algoseek_sync.service")
@@ -77,7 +77,7 @@ class Service:
         self.ready = threading.Event()
         self.wake = threading.Event()
         self.hints: queue.Queue[Hint] = queue.Queue(maxsize=watch.event_queue_size)
-        self.overflow = threading.Event()
+        self.overflow = EventLoss()
         self.requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # reconcile reasons from other threads
         self.tick = max(0.05, min(0.2, watch.poll_interval_seconds, watch.stability_seconds / 2 or 0.2))
         self.stuck_after = max(60.0, 10 * watch.poll_interval_seconds)

@@ -76,12 +76,20 @@ class StabilityGate:
         return len(self._items) >= self.capacity
 
     def feed(
-        self, path: str, stat: Stat | None, now: float, *, closed: bool = False, writing: bool = False
+        self,
+        path: str,
+        stat: Stat | None,
+        now: float,
+        *,
+        closed: bool = False,
+        writing: bool = False,
+        lost: bool = False,
     ) -> bool:
         """One observation of ``path``; ``stat`` None means it is gone. False when the gate is full.
 
         ``writing``: an event showed a writer at work (a close is then required);
-        ``closed``: the writer closed it (or it was renamed into place).
+        ``closed``: the writer closed it (or it was renamed into place);
+        ``lost``: a writer was seen, but its close may be among lost events (long quiet instead).
         """
         if stat is None:
             self._items.pop(path, None)
@@ -98,6 +106,9 @@ class StabilityGate:
         cand.last_seen = max(cand.last_seen, now)
         if writing:
             cand.needs_close = True
+        if lost:
+            cand.needs_close = False
+            cand.hold = self.lost_window
         if closed:
             cand.needs_close = False
             cand.hold = 0.0

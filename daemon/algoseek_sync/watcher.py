@@ -140,10 +140,32 @@ def choose_observer(setting: str, drop: Path, mountinfo: str | None = None) -> O
 # -- the event handler -------------------------------------------------------------------
 
 
+class EventLoss:
+    """Raised when file events were lost (our queue full, inotify overflow); remembers when.
+
+    The time matters: a queued "being written" hint for a file last written before a loss may
+    have had its close event dropped, so it must not wait for a close that never comes.
+    """
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+        self.last_ns = 0  # wall clock of the latest loss
+
+    def set(self) -> None:
+        self.last_ns = time.time_ns()
+        self._flag.set()
+
+    def is_set(self) -> bool:
+        return self._flag.is_set()
+
+    def clear(self) -> None:
+        self._flag.clear()
+
+
 class HintHandler(FileSystemEventHandler):
     """Pushes hints into a bounded queue; when it is full, drops them and raises ``overflow``."""
 
-    def __init__(self, hints: queue.Queue[Hint], overflow: threading.Event) -> None:
+    def __init__(self, hints: queue.Queue[Hint], overflow: EventLoss) -> None:
         self.hints = hints
         self.overflow = overflow
         self.dropped = 0
@@ -180,7 +202,7 @@ class HintHandler(FileSystemEventHandler):
 class _OverflowLog(logging.Handler):
     """watchdog reports an inotify queue overflow (IN_Q_OVERFLOW) only as a warning log line."""
 
-    def __init__(self, flag: threading.Event) -> None:
+    def __init__(self, flag: EventLoss) -> None:
         super().__init__(logging.WARNING)
         self.flag = flag
 
@@ -198,7 +220,7 @@ class Watcher:
         setting: str,
         poll_interval: float,
         hints: queue.Queue[Hint],
-        overflow: threading.Event,
+        overflow: EventLoss,
         *,
         mountinfo: str | None = None,
         inotify_factory: Callable[[], BaseObserver] | None = None,
@@ -309,7 +331,7 @@ class Intake:
         hints: queue.Queue[Hint],
         *,
         require_close: bool,
-        overflow: threading.Event | None = None,
+        overflow: EventLoss | None = None,
         reconcile_every: float = 300.0,
         min_gap: float = 1.0,
         on_recorded: Callable[[str], None] = lambda kind: None,
@@ -323,7 +345,7 @@ class Intake:
         self.require_close = require_close
         self.on_recorded = on_recorded
         self.rescan = threading.Event()  # set when the gate was full: reconcile once it has room
-        self.overflow = overflow or threading.Event()  # events were dropped: reconcile now
+        self.overflow = overflow or EventLoss()  # events were dropped: reconcile now
         self.reconcile_every = reconcile_every
         self.min_gap = min_gap  # between reconciles triggered by lost events (bursts keep overflowing)
         self.reconciles = 0
@@ -412,8 +434,9 @@ class Intake:
         writing = self.require_close and (
             hint.kind == "modified" or (hint.kind == "created" and not st.st_size)
         )
+        lost = writing and st.st_mtime_ns <= self.overflow.last_ns  # its close may be among the lost
         closed = hint.kind in ("closed", "moved")
-        if not self.gate.feed(rel, key, now, closed=closed, writing=writing):
+        if not self.gate.feed(rel, key, now, closed=closed, writing=writing and not lost, lost=lost):
             self.rescan.set()
 
     def check(self, now: float) -> int:
