@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -150,6 +150,15 @@ class Database:
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
+
+    def select_in(self, sql: str, values: Sequence[object], chunk: int = 500) -> Iterator[sqlite3.Row]:
+        """Rows of ``sql`` whose ``{marks}`` is an ``IN (...)`` list of ``values``, ``chunk`` at a time.
+
+        Bounds the number of SQL variables per statement, however many values a caller has.
+        """
+        for start in range(0, len(values), chunk):
+            part = values[start : start + chunk]
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(part))), part)
 
     def close(self) -> None:
         self.conn.close()

@@ -73,13 +73,10 @@ class Ledger:
     def known_versions(self, paths: Sequence[str]) -> dict[str, set[tuple[int, int]]]:
         """path → {(size, mtime_ns)} recorded for ``paths``: reconcile asks a batch at a time."""
         known: dict[str, set[tuple[int, int]]] = {}
-        for start in range(0, len(paths), 500):
-            part = paths[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for path, size, mtime_ns in self.db.execute(
-                f"SELECT path, size, mtime_ns FROM files WHERE path IN ({marks})", part
-            ):
-                known.setdefault(path, set()).add((size, mtime_ns))
+        for path, size, mtime_ns in self.db.select_in(
+            "SELECT path, size, mtime_ns FROM files WHERE path IN ({marks})", paths
+        ):
+            known.setdefault(path, set()).add((size, mtime_ns))
         return known
 
     def is_known(self, path: str, size: int, mtime_ns: int) -> bool:

@@ -63,31 +63,23 @@ class Securities:
         """SecId → identifiers bars are written to (active and registered)."""
         wanted = list(secids)
         out: dict[int, list[str]] = {}
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            for secid, uid in self.db.execute(
-                f"SELECT secid, unique_identifier FROM secid_assets WHERE active = 1 AND registered = 1"
-                f" AND secid IN ({marks}) ORDER BY secid, is_latest, unique_identifier",
-                part,
-            ):
-                out.setdefault(secid, []).append(uid)
+        for secid, uid in self.db.select_in(
+            "SELECT secid, unique_identifier FROM secid_assets WHERE active = 1 AND registered = 1"
+            " AND secid IN ({marks}) ORDER BY secid, is_latest, unique_identifier",
+            wanted,
+        ):
+            out.setdefault(secid, []).append(uid)
         return out
 
     def known_secids(self, secids: Iterable[int]) -> set[int]:
         """SecIds present in the newest master (registered or not)."""
         wanted = list(secids)
-        known: set[int] = set()
-        for chunk in range(0, len(wanted), 500):
-            part = wanted[chunk : chunk + 500]
-            marks = ",".join("?" * len(part))
-            known.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT DISTINCT secid FROM secid_assets WHERE active = 1 AND secid IN ({marks})", part
-                )
+        return {
+            row[0]
+            for row in self.db.select_in(
+                "SELECT DISTINCT secid FROM secid_assets WHERE active = 1 AND secid IN ({marks})", wanted
             )
-        return known
+        }
 
     def has_master(self) -> bool:
         return self.db.execute("SELECT 1 FROM masters LIMIT 1").fetchone() is not None
