@@ -86,6 +86,17 @@ def newest_done(db: Path) -> int:
     return rows[0][0] if rows else 0
 
 
+def staged_drop(tmp_path: Path, secids: int, days: int) -> tuple[Sandbox, list[Path], set[tuple[str, str]]]:
+    """A sandbox whose drop holds only the master, the bar files to deliver, and the expected keys."""
+    src = tmp_path / "src"
+    master, bars = make_drop(src, secids=secids, days=days)
+    expected = reference_keys(tmp_path, src)
+    box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
+    box.drop.mkdir()
+    shutil.copyfile(master, box.drop / master.name)
+    return box, bars, expected
+
+
 def requests_between(server, start: float, end: float) -> list[dict]:
     with server.state.lock:
         return [e for e in server.state.log if start <= e["t"] < end]
@@ -93,12 +104,7 @@ def requests_between(server, start: float, end: float) -> list[dict]:
 
 @pytest.mark.timeout(900)
 def test_two_minute_outage_mid_drop(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    master, bars = make_drop(src, secids=40, days=15)
-    expected = reference_keys(tmp_path, src)
-    box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
-    box.drop.mkdir()
-    shutil.copyfile(master, box.drop / master.name)
+    box, bars, expected = staged_drop(tmp_path, secids=40, days=15)
     first, second = bars[:20], bars[20:]
     for path in first:
         shutil.copyfile(path, box.drop / path.name)
@@ -147,12 +153,7 @@ def test_two_minute_outage_mid_drop(tmp_path: Path) -> None:
 def storm(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One 429 storm (15 answers with ``Retry-After: 2``) while a 20-file drop is ingested."""
     tmp_path = tmp_path_factory.mktemp("storm")
-    src = tmp_path / "src"
-    master, bars = make_drop(src, secids=20, days=10)
-    expected = reference_keys(tmp_path, src)
-    box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
-    box.drop.mkdir()
-    shutil.copyfile(master, box.drop / master.name)
+    box, bars, expected = staged_drop(tmp_path, secids=20, days=10)
     server = platform_server.PlatformServer().start()
     server.fault("/orm/api", status=429, retry_after=2, count=15)
     began = time.monotonic()
