@@ -29,6 +29,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WORK = BENCH / "work"
 CACHE = WORK / "cache"
+RUN = WORK / "run"
 VENV_BIN = Path(sys.executable).parent
 CLI = VENV_BIN / "algoseek-sync"
 

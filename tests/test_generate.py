@@ -10,21 +10,22 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from algoseek_sync import cli
 from algoseek_sync.generate import (
     BAR_COLUMNS,
     MASTER_COLUMNS,
     DropSpec,
     bar_rows,
     generate_drop,
-    main,
     make_figi,
     master_csv,
     trade_dates,
     write_bars,
 )
 
-SAMPLES = Path("/work/shared/samples/algoseek")
+SAMPLES = Path(__file__).resolve().parent / "data" / "algoseek"
 REAL_FIGIS = ["BBG000BVPV84", "BBG000B9XRY4", "BBG000BPH459", "BBG000BSWKH7", "BBG000DWG505"]
 CONSONANTS_DIGITS = set("0123456789BCDFGHJKLMNPQRSTVWXYZ")
 
@@ -282,11 +283,12 @@ def test_unknown_dates_and_secids_are_refused(tmp_path: Path) -> None:
         write_bars(tmp_path, spec, secids=[1])
 
 
-def test_cli_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [str(tmp_path), "--secids", "7", "--days", "4", "--schema", "standard"]
-    assert main([*argv, "--aggregation", "tradedate", "--compression", "none", "--seed", "1"]) == 0
-    out = capsys.readouterr().out.strip()
-    assert out.count("\n") == 0 and "7 SecIds x 4 days" in out
+def test_cli_prints_summary(tmp_path: Path) -> None:
+    argv = ["generate", str(tmp_path), "--secids", "7", "--days", "4", "--schema", "standard", "--seed", "1"]
+    result = CliRunner().invoke(cli.main, [*argv, "--aggregation", "tradedate", "--compression", "none"])
+    assert result.exit_code == 0, result.output
+    out = result.output.strip()
+    assert out.count("\n") == 0 and "28 row(s)" in out
     assert sorted(p.name for p in tmp_path.iterdir())[-1] == "equity_security_master.csv"
 
 

@@ -13,12 +13,8 @@ faster than pandas and keeps output byte-stable.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import itertools
-import os
-import sys
-import time
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -832,57 +828,3 @@ def generate_drop(root: Path, spec: DropSpec, *, workers: int = 1) -> DropManife
         trade_dates=list(uni.trade_dates),
         rows=len(uni.infos) * spec.days,
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m algoseek_sync.generate DIR ...``: write a drop and print a one-line summary."""
-    parser = argparse.ArgumentParser(prog="algoseek_sync.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path, help="directory to write the drop into")
-    d = DropSpec()
-    parser.add_argument("--secids", type=int, default=d.secids)
-    parser.add_argument("--days", type=int, default=d.days)
-    parser.add_argument("--start", default=d.start, help="first trading day, YYYYMMDD")
-    parser.add_argument("--schema", choices=["primary", "primary-adjusted", "standard"], default=d.schema)
-    parser.add_argument("--aggregation", choices=["secid", "tradedate"], default=d.aggregation)
-    parser.add_argument("--compression", choices=["gz", "none"], default=d.compression)
-    parser.add_argument("--multi-figi-fraction", type=float, default=d.multi_figi_fraction)
-    parser.add_argument("--blank-figi-fraction", type=float, default=d.blank_figi_fraction)
-    parser.add_argument("--ticker-change-fraction", type=float, default=d.ticker_change_fraction)
-    parser.add_argument("--first-secid", type=int, default=d.first_secid)
-    parser.add_argument("--bucket-dirs", action="store_true")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
-    args = parser.parse_args(argv)
-    try:
-        dt.datetime.strptime(args.start, "%Y%m%d")
-    except ValueError:
-        parser.error(f"--start {args.start!r} is not YYYYMMDD")
-    spec = DropSpec(
-        secids=args.secids,
-        days=args.days,
-        start=args.start,
-        schema=args.schema,
-        aggregation=args.aggregation,
-        compression=args.compression,
-        multi_figi_fraction=args.multi_figi_fraction,
-        blank_figi_fraction=args.blank_figi_fraction,
-        ticker_change_fraction=args.ticker_change_fraction,
-        first_secid=args.first_secid,
-        bucket_dirs=args.bucket_dirs,
-        seed=args.seed,
-    )
-    began = time.perf_counter()
-    manifest = generate_drop(args.root, spec, workers=args.workers)
-    took = time.perf_counter() - began
-    size = sum(os.path.getsize(p) for p in manifest.bar_paths)
-    span = f"{manifest.trade_dates[0]}..{manifest.trade_dates[-1]}" if manifest.trade_dates else "no days"
-    print(
-        f"wrote {len(manifest.secids)} SecIds x {len(manifest.trade_dates)} days ({span}), "
-        f"{manifest.rows} rows in {len(manifest.bar_paths)} {spec.schema}/{spec.aggregation} files "
-        f"({size / 1e6:.1f} MB) + {manifest.master_path.name} under {args.root} in {took:.1f}s"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
