@@ -16,7 +16,7 @@ import pytest
 import structlog
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "samples" / "algoseek"
+SAMPLES = REPO / "tests" / "data" / "algoseek"  # copies of the real vendor samples (see its README)
 MASTER_SAMPLE = SAMPLES / "equity_security_master-sample.csv"
 AAPL_SAMPLE = SAMPLES / "standard-adjusted-secid-33449.csv"
 AAPL_FIGI = "BBG000B9XRY4"

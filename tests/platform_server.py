@@ -93,6 +93,9 @@ class PlatformState:
         self.schedulers: dict[int, dict[str, Any]] = {}
         self.log: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
+        self.refused_uids: set[str] = (
+            set()
+        )  # inserts holding one of these answer 400 (an asset the platform refuses)
         self.row_writes = 0
         self._ids = 0
 
@@ -516,6 +519,9 @@ class Handler(BaseHTTPRequestHandler):
             stc = state.stcs[table_id]
             time_name = stc["time_index_name"]
             uid_name = stc["index_names"][1] if len(stc["index_names"]) > 1 else None
+            refused = sorted({str(r.get(uid_name)) for r in records} & state.refused_uids) if uid_name else []
+            if refused:
+                return 400, {"detail": f"asset(s) {', '.join(refused)} refused by the platform"}
             table = state.rows.setdefault(table_id, {})
             for record in records:
                 record[time_name] = _iso(record[time_name])

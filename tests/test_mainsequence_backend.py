@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import structlog
 
-from algoseek_sync.backends.base import AssetSpec, MasterUpdate
+from algoseek_sync.backends.base import AssetSpec, BarBatch, BarQuery, FileBars, MasterUpdate
 from algoseek_sync.backends.mainsequence import env
 from algoseek_sync.config import Settings, load_settings
 from algoseek_sync.errors import BackendUnavailableError, ConfigError
+from algoseek_sync.formats.bars import BarFile, parse_bars
 from platform_server import PlatformServer
 
 TOKEN = "sekrit-access-token-0123456789"
@@ -46,31 +48,37 @@ def make_settings(state_dir: Path, **overrides: object) -> Settings:
     return settings.model_copy(update={"mainsequence": settings.mainsequence.model_copy(update=values)})
 
 
-def bars(uid: str, days: list[str], close: float = 10.0, secid: int = 1) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "time_index": [f"{d}T21:00:00Z" for d in days],
-            "unique_identifier": uid,
-            "open": close - 1,
-            "high": close + 1,
-            "low": close - 2,
-            "close": [close + i for i in range(len(days))],
-            "volume": 1000.0,
-            "secid": secid,
-            "ticker": "AAA",
-            "adjustmentreason": "",
-        }
-    )
+STANDARD = (
+    "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,"
+    "CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
+)
+PRIMARY = "SecId,TradeDate,Ticker,OpenPrice,HighPrice,LowPrice,ClosePrice,CloseTime,ListedTotalVolume"
 
 
-class Calls:
-    """A ``done`` callback that counts its calls."""
+def bar_file(secid: int, days: list[str], close: float = 10.0, factors: list[float] | None = None) -> BarFile:
+    """A parsed standard-adjusted file: one row per day, closes close, close+1, …"""
+    lines = [STANDARD]
+    for i, day in enumerate(days):
+        cpf = factors[i] if factors else 1.0
+        c = close + i
+        lines.append(f"{secid},{day.replace('-', '')},AAA,{c - 1},{c + 1},{c - 2},{c},1000,{cpf},1,,")
+    return parse_bars("\n".join(lines).encode())
 
-    def __init__(self) -> None:
-        self.count = 0
 
-    def __call__(self) -> None:
-        self.count += 1
+def primary_file(secid: int, days: list[str], close: float = 10.0) -> BarFile:
+    lines = [PRIMARY] + [
+        f"{secid},{day.replace('-', '')},AAA,{close - 1},{close + 1},{close - 2},{close + i},16:00:00,1000"
+        for i, day in enumerate(days)
+    ]
+    return parse_bars("\n".join(lines).encode())
+
+
+def batch(routes: dict[int, list[str]], *files: BarFile) -> BarBatch:
+    return BarBatch([FileBars(i, f"{i}.csv", f) for i, f in enumerate(files)], routes)
+
+
+def closes(backend, uids: list[str], dataset: str = "standard-adjusted", **kw: object) -> list[float]:
+    return backend.read_bars(BarQuery(dataset, uids, **kw))["close"].tolist()  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -284,7 +292,6 @@ def test_dropped_and_slow_answers_are_retried(backend, platform: PlatformServer)
 
 def test_outage_raises_unavailable_within_bounds(backend, platform: PlatformServer) -> None:
     counters = backend.sdk.counters
-    done = Calls()
     platform.stop()
     try:
         before = counters.snapshot()[0]
@@ -292,12 +299,11 @@ def test_outage_raises_unavailable_within_bounds(backend, platform: PlatformServ
         with pytest.raises(BackendUnavailableError) as err:
             backend.ensure_assets([AssetSpec(FIGI_A, 1, "figi")])
         with pytest.raises(BackendUnavailableError):
-            backend.upsert_bars(bars(FIGI_A, ["2024-03-01"]), done)
+            backend.write_bars(batch({1: [FIGI_A]}, bar_file(1, ["2024-03-01"])))
         elapsed = time.monotonic() - started
         requests_made = counters.snapshot()[0] - before
     finally:
         platform.start()
-    assert done.count == 0
     assert requests_made == 2 * ATTEMPTS
     assert elapsed < 8
     assert TOKEN not in str(err.value) and "unreachable" in str(err.value)
@@ -319,26 +325,29 @@ def test_master_and_bars_round_trip(backend, platform: PlatformServer) -> None:
             "tickers": ["AAA", "BBB"],
         }
     )
-    done = Calls()
-    backend.apply_master(MasterUpdate(snapshot=snapshot), done)
-    assert done.count == 1
+    backend.write_master(MasterUpdate(snapshot=snapshot))
     master_rows = platform.state.table_rows("algoseek_security_master")
     assert sorted(r["unique_identifier"] for r in master_rows) == sorted([FIGI_A, FIGI_B])
     assert {r["time_index"] for r in master_rows} == {"1970-01-01T00:01:00.000000Z"}
 
-    frame = pd.concat(
-        [bars(FIGI_A, ["2024-01-02", "2024-01-03"]), bars(FIGI_B, ["2024-01-02"], close=50.0, secid=2)]
+    receipt = backend.write_bars(
+        batch(
+            {1: [FIGI_A], 2: [FIGI_B]},
+            primary_file(1, ["2024-01-02", "2024-01-03"]),
+            primary_file(2, ["2024-01-02"], 50.0),
+        )
     )
-    assert backend.upsert_bars(frame, done) == 3
-    assert done.count == 2
-    back = backend.read_bars([FIGI_A, FIGI_B])
+    assert receipt.rows_written == 3 and not receipt.rejected_assets
+    back = backend.read_bars(BarQuery("primary", [FIGI_A, FIGI_B]))
     assert list(back["time_index"]) == [
         "2024-01-02T21:00:00Z",
         "2024-01-02T21:00:00Z",
         "2024-01-03T21:00:00Z",
     ]
     assert list(back["close"]) == [50.0, 10.0, 11.0]  # sorted by time, then identifier
-    assert backend.read_bars([FIGI_A], start="2024-01-03", end="2024-01-03")["close"].tolist() == [11.0]
+    assert list(back["tradedate"]) == [20240102, 20240102, 20240103] and str(back["volume"].dtype) == "Int64"
+    assert closes(backend, [FIGI_A], "primary", start="2024-01-03", end="2024-01-03") == [11.0]
+    assert list(backend.read_day("primary", "2024-01-02")["unique_identifier"]) == [FIGI_B, FIGI_A]
 
     tables = {t["identifier"]: t for t in platform.state.tables.values()}
     assert set(tables) >= {"algoseek_security_master", "algoseek_daily_ohlc"}
@@ -347,11 +356,9 @@ def test_master_and_bars_round_trip(backend, platform: PlatformServer) -> None:
         and tables["algoseek_daily_ohlc"]["data_frequency_id"] == "1d"
     )
     stc = platform.state.stcs[tables["algoseek_daily_ohlc"]["id"]]
-    assert {c["column_name"] for c in stc["columns_metadata"]} == set(frame.columns) - {
-        "time_index",
-        "unique_identifier",
-    }
-    assert all(c["description"] for c in stc["columns_metadata"])
+    described = {c["column_name"]: c["description"] for c in stc["columns_metadata"]}
+    assert "ListedTotalVolume" in described["volume"] and "extra" in described
+    assert all(described.values())
     bars_update = next(
         u
         for u in platform.state.updates.values()
@@ -372,66 +379,163 @@ def test_master_and_bars_round_trip(backend, platform: PlatformServer) -> None:
     ]
 
 
+def test_each_dataset_has_its_own_table(backend, platform: PlatformServer) -> None:
+    backend.write_bars(
+        batch({5: [FIGI_C]}, primary_file(5, ["2024-05-01"], 40.0), bar_file(5, ["2024-05-01"], 41.0))
+    )
+    assert closes(backend, [FIGI_C], "primary") == [40.0]
+    assert closes(backend, [FIGI_C], "standard-adjusted") == [41.0]
+    identifiers = {t["identifier"] for t in platform.state.tables.values()}
+    assert {
+        "algoseek_daily_ohlc",
+        "algoseek_daily_ohlc_standard_adj",
+        "algoseek_daily_ohlc_standard_adj_adjusted",
+    } <= identifiers
+    stc = next(
+        platform.state.stcs[t["id"]]
+        for t in platform.state.tables.values()
+        if t["identifier"] == "algoseek_daily_ohlc_standard_adj"
+    )
+    assert (
+        "MarketHoursVolume" in {c["column_name"]: c["description"] for c in stc["columns_metadata"]}["volume"]
+    )
+    # a re-delivery of one dataset never touches the other's rows
+    backend.write_bars(batch({5: [FIGI_C]}, bar_file(5, ["2024-05-01"], 99.0)))
+    assert closes(backend, [FIGI_C], "primary") == [40.0]
+
+
 def test_incremental_cycle_sends_only_affected_assets(backend, platform: PlatformServer) -> None:
-    backend.upsert_bars(
-        pd.concat([bars(FIGI_A, ["2024-02-01"]), bars(FIGI_B, ["2024-02-01"], secid=2)]), Calls()
+    backend.write_bars(
+        batch({1: [FIGI_A], 2: [FIGI_B]}, primary_file(1, ["2024-02-01"]), primary_file(2, ["2024-02-01"]))
     )
     platform.state.clear_log()
-    assert backend.upsert_bars(bars(FIGI_A, ["2024-02-02"]), Calls()) == 1
+    assert backend.write_bars(batch({1: [FIGI_A]}, primary_file(1, ["2024-02-02"]))).rows_written == 1
     inserts = platform.state.requests("insert_data_into_table")
     assert [(i["uids"], i["rows"]) for i in inserts] == [([FIGI_A], 1)]
     reads = platform.state.requests("get_data_between_dates_from_remote")
     assert all(r["json"]["unique_identifier_list"] == [FIGI_A] for r in reads)
-    assert len(platform.state.updates) == 2  # the same two updaters (same update hash) every run
 
 
 def test_rerun_writes_nothing_new(backend, platform: PlatformServer) -> None:
-    frame = bars(FIGI_B, ["2024-02-05", "2024-02-06"], secid=2)
-    done = Calls()
-    assert backend.upsert_bars(frame, done) == 2
+    files = batch({2: [FIGI_B]}, primary_file(2, ["2024-02-05", "2024-02-06"]))
+    assert backend.write_bars(files).rows_written == 2
     writes = platform.state.row_writes
     platform.state.clear_log()
-    assert backend.upsert_bars(frame, done) == 0
-    assert done.count == 2
+    assert backend.write_bars(files).rows_written == 0
     assert platform.state.row_writes == writes
     assert platform.state.requests("insert_data_into_table") == []
     assert platform.state.requests("set_start_of_execution") == []
 
 
 def test_history_rewrite_overwrites_changed_rows(backend, platform: PlatformServer) -> None:
-    backend.upsert_bars(
-        bars(FIGI_C, ["2024-02-07", "2024-02-08", "2024-02-09"], close=20.0, secid=4), Calls()
-    )
+    days = ["2024-02-07", "2024-02-08", "2024-02-09"]
+    backend.write_bars(batch({4: [FIGI_C]}, primary_file(4, days, close=20.0)))
     platform.state.clear_log()
-    rewritten = bars(FIGI_C, ["2024-02-07", "2024-02-08", "2024-02-09"], close=20.0, secid=4)
-    rewritten.loc[[0, 1], "close"] = [10.0, 11.0]  # a corporate action rewrites two old days
-    assert backend.upsert_bars(rewritten, Calls()) == 2
-    assert backend.read_bars([FIGI_C])["close"].tolist() == [10.0, 11.0, 22.0]
+    rewritten = primary_file(4, days, close=20.0)
+    table = rewritten.table
+    new_close = pd.Series([10.0, 11.0, 22.0])
+    table = table.set_column(table.column_names.index("close"), "close", pa.array(new_close))
+    assert backend.write_bars(batch({4: [FIGI_C]}, BarFile(rewritten.dataset, table))).rows_written == 2
+    assert closes(backend, [FIGI_C], "primary", start=days[0], end=days[-1]) == [10.0, 11.0, 22.0]
     assert [i["rows"] for i in platform.state.requests("insert_data_into_table")] == [2]
 
 
 def test_copy_history_to_new_figi(backend, platform: PlatformServer) -> None:
-    backend.upsert_bars(bars(FIGI_D, ["2024-02-12", "2024-02-13"], close=30.0, secid=9), Calls())
-    done = Calls()
-    assert backend.copy_history(9, FIGI_D, ["BBG00NEWFIG1"], done) == 2
-    assert done.count == 1
-    source = backend.read_bars([FIGI_D]).drop(columns="unique_identifier")
-    target = backend.read_bars(["BBG00NEWFIG1"]).drop(columns="unique_identifier")
+    backend.write_bars(batch({9: [FIGI_D]}, primary_file(9, ["2024-02-12", "2024-02-13"], close=30.0)))
+    assert backend.copy_history({9: (FIGI_D, ["BBG00NEWFIG1"])}).rows_written == 2
+    source = backend.read_bars(BarQuery("primary", [FIGI_D])).drop(columns="unique_identifier")
+    target = backend.read_bars(BarQuery("primary", ["BBG00NEWFIG1"])).drop(columns="unique_identifier")
     pd.testing.assert_frame_equal(source, target)
-    assert backend.copy_history(9, FIGI_D, ["BBG00NEWFIG1"], done) == 0
+    assert backend.copy_history({9: (FIGI_D, ["BBG00NEWFIG1"])}).rows_written == 0
 
 
-def test_write_failure_during_run_is_unavailable_and_done_not_called(
-    backend, platform: PlatformServer
-) -> None:
+def test_write_failure_during_run_is_unavailable(backend, platform: PlatformServer) -> None:
     platform.fault("insert_data_into_table", status=503, count=100)
-    done = Calls()
     counters = backend.sdk.counters
     before = counters.snapshot()[0]
-    with pytest.raises(BackendUnavailableError, match="daily bars"):
-        backend.upsert_bars(bars(FIGI_A, ["2024-04-01"]), done)
-    assert done.count == 0
+    with pytest.raises(BackendUnavailableError, match="primary bars"):
+        backend.write_bars(batch({1: [FIGI_A]}, primary_file(1, ["2024-04-01"])))
     assert 1 <= len(platform.state.requests("insert_data_into_table")) <= ATTEMPTS
     assert counters.snapshot()[0] - before < 25 * ATTEMPTS
     platform.clear_faults()
-    assert backend.upsert_bars(bars(FIGI_A, ["2024-04-01"]), done) == 1
+    assert backend.write_bars(batch({1: [FIGI_A]}, primary_file(1, ["2024-04-01"]))).rows_written == 1
+
+
+def test_a_refused_asset_holds_only_its_own_bars(backend, platform: PlatformServer) -> None:
+    refused = "BBG000BSWKH7"
+    platform.state.refused_uids.add(refused)
+    try:
+        receipt = backend.write_bars(
+            batch(
+                {11: [FIGI_A, refused], 12: [FIGI_B]},
+                primary_file(11, ["2024-06-03"]),
+                primary_file(12, ["2024-06-03"]),
+            )
+        )
+    finally:
+        platform.state.refused_uids.clear()
+    assert list(receipt.rejected_assets) == [refused] and "400" in receipt.rejected_assets[refused]
+    assert receipt.rows_written == 2
+    assert closes(backend, [FIGI_A, FIGI_B], "primary", start="2024-06-03") == [10.0, 10.0]
+    assert closes(backend, [refused], "primary", start="2024-06-03") == []
+
+
+def test_a_bug_is_not_reported_as_a_refusal(backend, platform: PlatformServer, monkeypatch) -> None:
+    from algoseek_sync.backends.mainsequence import frames
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr(frames, "changed_rows", broken)
+    with pytest.raises(KeyError, match="a bug of ours"):
+        backend.write_bars(batch({1: [FIGI_A]}, primary_file(1, ["2024-07-01"])))
+
+
+def test_long_calls_keep_the_heartbeat_fresh(backend, platform: PlatformServer) -> None:
+    promises: list[float] = []
+    backend.keepalive = promises.append
+    platform.fault("/assets/asset/query/", status=503, count=ATTEMPTS - 1)
+    try:
+        assert backend.ensure_assets([AssetSpec(FIGI_A, 1, "figi")]).outcomes[0].status == "existing"
+    finally:
+        backend.keepalive = lambda seconds: None
+    # one promise before each attempt and one before each backoff wait, each covering a request
+    assert len(promises) >= 2 * ATTEMPTS - 1
+    assert min(promises) >= backend.connect_timeout + backend.read_timeout
+
+
+def test_adjusted_table_rewrites_a_secid_only_when_its_latest_factor_changes(
+    backend, platform: PlatformServer, tmp_path: Path
+) -> None:
+    from algoseek_sync.backends.mainsequence import MainSequenceBackend
+    from algoseek_sync.db import Database
+
+    db = Database(tmp_path / "state.db")
+    writer = MainSequenceBackend(make_settings(tmp_path), db)
+    routes = {21: [FIGI_A], 22: [FIGI_B]}
+    days = ["2024-08-01", "2024-08-02"]
+    writer.write_bars(
+        batch(routes, bar_file(21, days, 10.0, [2.0, 2.0]), bar_file(22, days, 50.0, [1.0, 1.0]))
+    )
+    assert closes(writer, [FIGI_A], adjusted=True, start="2024-08-01") == [10.0, 11.0]
+    platform.state.clear_log()
+    # an append without a new event adds one adjusted row, for that SecId only
+    writer.write_bars(batch(routes, bar_file(21, ["2024-08-05"], 12.0, [2.0])))
+    adjusted_inserts = [
+        i for i in platform.state.requests("insert_data_into_table") if i["rows"] and i["uids"] == [FIGI_A]
+    ]
+    assert [i["rows"] for i in adjusted_inserts] == [1, 1]  # raw + adjusted
+    # a tradedate delivery with a 2:1 event on SecId 21: its whole adjusted history is rewritten
+    platform.state.clear_log()
+    writer.write_bars(
+        batch(routes, bar_file(21, ["2024-08-06"], 6.5, [4.0]), bar_file(22, ["2024-08-06"], 53.0, [1.0]))
+    )
+    assert closes(writer, [FIGI_A], adjusted=True, start="2024-08-01") == [5.0, 5.5, 6.0, 6.5]
+    assert closes(writer, [FIGI_A], start="2024-08-01") == [10.0, 11.0, 12.0, 6.5]
+    assert closes(writer, [FIGI_B], adjusted=True, start="2024-08-01") == [50.0, 51.0, 53.0]
+    inserted = {
+        tuple(i["uids"]): i["rows"] for i in platform.state.requests("insert_data_into_table") if i["rows"]
+    }
+    assert inserted[(FIGI_B,)] == 1  # SecId 22's adjusted history was not rewritten
+    writer.close()
+    db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,18 +48,21 @@ def _num(value: object) -> object:
     return float(f"{value:.9g}") if isinstance(value, int | float) else value
 
 
-def local_rows(state: Path) -> dict[tuple[str, str], tuple]:
-    db = sqlite3.connect(state / "state.db")
-    cols = ", ".join(COMPARED)
-    return {
-        (r[0], r[1]): tuple(_num(v) for v in r[2:])
-        for r in db.execute(f"SELECT time_index, unique_identifier, {cols} FROM bars")
-    }
-
-
-def platform_rows(server: PlatformServer) -> dict[tuple[str, str], tuple]:
+def local_rows(box: Sandbox, *, adjusted: bool = False) -> dict[tuple[str, str], tuple]:
+    """Every (time_index, FIGI) row of the embedded store, as the `bars` command shows it."""
     out = {}
-    for row in server.state.table_rows("algoseek_daily_ohlc"):
+    for secid in ("33449", "39827"):
+        args = ["bars", "--secid", secid, "--format", "json", *(["--adjusted"] if adjusted else [])]
+        for row in json.loads(box.cli(*args).out):
+            out[(row["time_index"], row["unique_identifier"])] = tuple(_num(row[c]) for c in COMPARED)
+    return out
+
+
+def platform_rows(
+    server: PlatformServer, table: str = "algoseek_daily_ohlc_standard_adj"
+) -> dict[tuple[str, str], tuple]:
+    out = {}
+    for row in server.state.table_rows(table):
         when = pd.Timestamp(row["time_index"]).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
         key = (when, row["unique_identifier"])
         out[key] = tuple(_num(row[c]) for c in COMPARED)
@@ -74,8 +78,10 @@ def test_platform_tables_equal_the_embedded_store_and_updates_are_affected_only(
     local.cli("run", "--once")
     result = remote.cli("run", "--once", **platform_env(server))
     assert TOKEN not in result.err
-    assert platform_rows(server) == local_rows(local.state)
+    assert platform_rows(server) == local_rows(local)
     assert len(platform_rows(server)) == 42
+    adjusted = platform_rows(server, "algoseek_daily_ohlc_standard_adj_adjusted")
+    assert adjusted == local_rows(local, adjusted=True) and len(adjusted) == 42
     master = server.state.table_rows("algoseek_security_master")
     assert sorted(r["unique_identifier"] for r in master) == sorted([AAPL_FIGI, MSFT_FIGI, "BBG000BVPV84"])
 
@@ -84,9 +90,9 @@ def test_platform_tables_equal_the_embedded_store_and_updates_are_affected_only(
     remote.cli("run", "--once", **platform_env(server))
     local.cli("run", "--once")
     inserts = server.state.requests("insert_data_into_table")
-    assert [(i["uids"], i["rows"]) for i in inserts] == [([MSFT_FIGI], 1)]
+    assert [(i["uids"], i["rows"]) for i in inserts] == [([MSFT_FIGI], 1), ([MSFT_FIGI], 1)]  # raw, adjusted
     assert not server.state.requests("register_asset_from_figi")
-    assert platform_rows(server) == local_rows(local.state)
+    assert platform_rows(server) == local_rows(local)
 
     bars = remote.cli("bars", "--figi", MSFT_FIGI, "--format", "csv", **platform_env(server)).csv()
     assert [r["close"] for r in bars] == ["370.5", "371.5", "372.5"]

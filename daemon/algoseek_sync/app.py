@@ -1,7 +1,8 @@
-"""Wiring: settings → database → ledger, securities, backend, worker. Used by every command."""
+"""Wiring: settings → database → ledger, securities, problems, backend, worker. Used by every command."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import structlog
@@ -12,6 +13,7 @@ from algoseek_sync.config import Settings
 from algoseek_sync.db import Database
 from algoseek_sync.errors import ConfigError
 from algoseek_sync.ledger import Ledger
+from algoseek_sync.problems import Problems
 from algoseek_sync.scan import reconcile
 from algoseek_sync.securities import Securities
 from algoseek_sync.worker import CycleStats, Worker
@@ -25,10 +27,12 @@ class App:
     db: Database
     ledger: Ledger
     securities: Securities
+    problems: Problems
     backend: Backend
     worker: Worker
 
     def close(self) -> None:
+        self.worker.close()
         self.backend.close()
         self.db.close()
 
@@ -43,21 +47,26 @@ def open_app(settings: Settings, *, readonly: bool = False) -> App:
     if readonly and not path.exists():
         raise ConfigError(f"no state database at {path}: run `algoseek-sync run` first (state.dir)")
     if not readonly:
-        _check_drop_dir(settings)
+        check_drop_dir(settings)
     db = Database(path, readonly=readonly)
-    if readonly and db.execute("PRAGMA user_version").fetchone()[0] == 0:
+    if readonly and db.version == 0:
         db.close()
         raise ConfigError(f"state database at {path} is not initialised yet: run `algoseek-sync run` first")
     ledger = Ledger(db)
     securities = Securities(db)
+    problems = Problems(db)
     backend = open_backend(settings, db)
-    return App(settings, db, ledger, securities, backend, Worker(settings, ledger, securities, backend))
+    worker = Worker(settings, db, ledger, securities, problems, backend)
+    return App(settings, db, ledger, securities, problems, backend, worker)
 
 
-def _check_drop_dir(settings: Settings) -> None:
+def check_drop_dir(settings: Settings) -> None:
+    """The drop must be a readable directory and the state directory creatable (exit 78 otherwise)."""
     drop = settings.drop.dir
     if not drop.is_dir():
         raise ConfigError(f"configuration error: 'drop.dir' {drop} is not a directory")
+    if not os.access(drop, os.R_OK | os.X_OK):
+        raise ConfigError(f"configuration error: 'drop.dir' {drop} is not readable by this user")
     try:
         settings.state.dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -73,14 +82,12 @@ def run_once(app: App, *, max_rounds: int = 5) -> CycleStats:
     total = CycleStats()
     app.ledger.recover()
     for _ in range(max_rounds):
-        _, recorded = reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
+        result = reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
+        app.problems.replace("drop", result.problems)
         stats = app.worker.cycle()
-        total.files += stats.files
-        total.rows_written += stats.rows_written
-        total.results += stats.results
-        if stats.deferred:
-            total.deferred = True
+        total.add(stats)
+        if stats.deferred or stats.error:
             break
-        if not recorded and not app.ledger.depth():
+        if not result.recorded and not app.ledger.depth():
             break
     return total

@@ -1,4 +1,8 @@
-"""The ``algoseek-sync`` command line: parse arguments, call one function, format output."""
+"""The ``algoseek-sync`` command line: parse arguments, call one function, format output.
+
+Heavy modules (pandas, pyarrow, the platform SDK) are imported inside the commands that
+need them, so ``--help``, ``status --health`` and a ``run --once`` with nothing to do start fast.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +21,19 @@ from algoseek_sync import __version__
 from algoseek_sync.config import CONFIG_ENV, Settings, load_settings
 from algoseek_sync.errors import (
     EX_CONFIG,
+    EX_PROBLEMS,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    EX_USAGE,
     AlgoseekSyncError,
     BackendUnavailableError,
     ConfigError,
+    TemporaryFailure,
     UserInputError,
 )
 from algoseek_sync.logging import configure_logging
-from algoseek_sync.reprocess import reprocess_command
 
-EX_USAGE_INPUT = 2
-EX_UNAVAILABLE = 69
+DATASET_NAMES = ["primary", "primary-adjusted", "standard-adjusted"]
 
 
 def _fail(message: str, code: int) -> None:
@@ -44,11 +51,13 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as exc:
             _fail(str(exc), EX_CONFIG)
         except UserInputError as exc:
-            _fail(str(exc), EX_USAGE_INPUT)
+            _fail(str(exc), EX_USAGE)
+        except TemporaryFailure as exc:
+            _fail(str(exc), EX_TEMPFAIL)
         except BackendUnavailableError as exc:
             _fail(f"backend unavailable: {exc}", EX_UNAVAILABLE)
         except AlgoseekSyncError as exc:
-            _fail(str(exc), 1)
+            _fail(str(exc), EX_PROBLEMS)
         except sqlite3.DatabaseError as exc:  # disk full, I/O error, a damaged state.db
             _fail(f"state database error: {exc} (check free space and the state directory)", EX_UNAVAILABLE)
 
@@ -63,6 +72,15 @@ def settings_of(ctx: click.Context) -> Settings:
         configure_logging(settings.logging.level, settings.logging.format)
         obj["settings"] = settings
     return obj["settings"]
+
+
+def _date(value: str | None, param: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=param) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,24 +106,9 @@ def run(ctx: click.Context, once: bool) -> None:
     """Watch the drop directory and keep the store in sync (until SIGTERM)."""
     settings = settings_of(ctx)
     if once:
-        from algoseek_sync.app import open_app, run_once
-        from algoseek_sync.lock import WorkerLock
+        from algoseek_sync.once import run_once_command
 
-        lock = WorkerLock(settings.state.dir)
-        if not lock.acquire():
-            raise UserInputError(
-                f"a daemon is already running on {settings.state.dir}; use `algoseek-sync reprocess` instead"
-            )
-        app = open_app(settings)
-        try:
-            stats = run_once(app)
-        finally:
-            app.close()
-            lock.release()
-        click.echo(f"processed {stats.files} file version(s), wrote {stats.rows_written} row(s)", err=True)
-        if stats.deferred:
-            sys.exit(EX_UNAVAILABLE)
-        return
+        sys.exit(run_once_command(settings))
     from algoseek_sync.service import serve
 
     sys.exit(serve(settings))
@@ -113,36 +116,28 @@ def run(ctx: click.Context, once: bool) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--health", is_flag=True, help="Exit 0 if a daemon runs and its heartbeat is under 60 s old.")
+@click.option("--health", is_flag=True, help="Exit 0 if a daemon runs and its work moves (see README).")
 @click.pass_context
 @handle_errors
 def status(ctx: click.Context, as_json: bool, health: bool) -> None:
-    """File counts by state, parked and quarantined files with reasons, assets, last success."""
+    """Daemon, file counts by state, parked/quarantined files, problems, assets, last success."""
+    settings = settings_of(ctx)
     if health:
         from algoseek_sync.health import health as health_of
 
-        healthy, message = health_of(settings_of(ctx))
-        click.echo(message)
-        sys.exit(0 if healthy else 1)
+        verdict = health_of(settings)
+        click.echo(json.dumps(verdict.as_dict(), default=str) if as_json else verdict.message())
+        sys.exit(0 if verdict.healthy else EX_PROBLEMS)
     from algoseek_sync.app import open_app
-    from algoseek_sync.report import format_status
-    from algoseek_sync.report import status as status_of
+    from algoseek_sync.views import format_status
+    from algoseek_sync.views import status as status_of
 
-    app = open_app(settings_of(ctx), readonly=True)
+    app = open_app(settings, readonly=True)
     try:
         data = status_of(app)
     finally:
         app.close()
     click.echo(json.dumps(data, indent=2, default=str) if as_json else format_status(data))
-
-
-def _date(value: str | None, param: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=param) from None
 
 
 @main.command()
@@ -151,9 +146,12 @@ def _date(value: str | None, param: str) -> str | None:
 @click.option(
     "--ticker", help="A ticker, resolved through the master's dated ticker history (case-sensitive)."
 )
+@click.option("--date", "day", help="Every asset's bar on this trade date (YYYY-MM-DD): a cross-section.")
 @click.option("--on", "on", help="With --ticker: the date the ticker is resolved on (YYYY-MM-DD).")
 @click.option("--start", help="First trade date (YYYY-MM-DD).")
 @click.option("--end", help="Last trade date (YYYY-MM-DD).")
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Dataset (default: the only one stored).")
+@click.option("--adjusted", is_flag=True, help="Backward-adjusted OHLC and volume (datasets with factors).")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
@@ -164,40 +162,63 @@ def bars(
     figi: str | None,
     secid: int | None,
     ticker: str | None,
+    day: str | None,
     on: str | None,
     start: str | None,
     end: str | None,
+    dataset: str | None,
+    adjusted: bool,
     fmt: str,
 ) -> None:
     """Daily bars from the store, one row per (trade date, asset)."""
-    from algoseek_sync.app import open_app
-    from algoseek_sync.report import format_bars, resolve_uids
-
-    if sum(x is not None for x in (figi, secid, ticker)) != 1:
-        raise click.UsageError("give exactly one of --figi, --secid, --ticker")
+    if sum(x is not None for x in (figi, secid, ticker, day)) != 1:
+        raise click.UsageError("give exactly one of --figi, --secid, --ticker, --date")
     if on and not ticker:
         raise click.UsageError("--on goes with --ticker")
-    on, start, end = _date(on, "--on"), _date(start, "--start"), _date(end, "--end")
+    if day and (start or end):
+        raise click.UsageError("--date is one day: leave out --start and --end")
+    on, start, end, day = (
+        _date(on, "--on"),
+        _date(start, "--start"),
+        _date(end, "--end"),
+        _date(day, "--date"),
+    )
+    from algoseek_sync.app import open_app
+    from algoseek_sync.backends.base import BarQuery
+    from algoseek_sync.views import format_bars, pick_dataset, resolve_uids
+
     app = open_app(settings_of(ctx), readonly=True)
     try:
-        uids = resolve_uids(app, figi=figi, secid=secid, ticker=ticker, on=on)
-        frame = app.backend.read_bars(uids, start, f"{end}T23:59:59Z" if end else None)
+        chosen = pick_dataset(sorted(app.ledger.datasets()) or app.backend.datasets(), dataset)
+        if day:
+            if adjusted:
+                raise click.UsageError(
+                    "--adjusted goes with a history (--figi, --secid, --ticker), not --date"
+                )
+            frame = app.backend.read_day(chosen, day)
+        else:
+            uids = resolve_uids(app, figi=figi, secid=secid, ticker=ticker, on=on)
+            frame = app.backend.read_bars(BarQuery(chosen, uids, start, end, adjusted))
     finally:
         app.close()
-    click.echo(format_bars(frame, fmt))
+    click.echo(format_bars(frame, chosen, fmt))
 
 
 @main.command()
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Only assets with bars in this dataset.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.pass_context
 @handle_errors
-def assets(ctx: click.Context, fmt: str) -> None:
+def assets(ctx: click.Context, dataset: str | None, fmt: str) -> None:
     """Assets the store holds (FIGIs and custom ids for FIGI-less SecIds)."""
     from algoseek_sync.app import open_app
 
     app = open_app(settings_of(ctx), readonly=True)
     try:
         frame = app.backend.read_assets()
+        if dataset:
+            held = app.ledger.secids_of_dataset(dataset)
+            frame = frame[frame["secid"].isin(held)]
     finally:
         app.close()
     if fmt == "json":
@@ -210,19 +231,66 @@ def assets(ctx: click.Context, fmt: str) -> None:
 @click.pass_context
 @handle_errors
 def check_config(ctx: click.Context) -> None:
-    """Validate the configuration and check that the backend answers."""
+    """Validate the configuration and check that the drop is readable and the backend answers."""
     settings = settings_of(ctx)
-    from algoseek_sync.app import open_app
+    from algoseek_sync.app import check_drop_dir
+    from algoseek_sync.backends import open_backend
+    from algoseek_sync.db import Database
 
-    app = open_app(settings)
+    check_drop_dir(settings)
+    db = Database(settings.db_path)
     try:
-        described = app.backend.check()
+        backend = open_backend(settings, db)
+        try:
+            described = backend.check(quick=True)
+        finally:
+            backend.close()
     finally:
-        app.close()
+        db.close()
     click.echo(f"configuration OK ({settings.source})")
     click.echo(f"drop dir:  {settings.drop.dir}")
     click.echo(f"state dir: {settings.state.dir}")
     click.echo(f"backend:   {described}")
+    if settings.metrics.listen:
+        click.echo(f"metrics:   http://{settings.metrics.listen}/metrics")
+
+
+@main.command()
+@click.option(
+    "--secid", "secids", type=int, multiple=True, help="A SecId: its newest stored file(s). Repeatable."
+)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    help="A file: as given (inside the drop) or relative to the drop. Repeatable.",
+)
+@click.option("--since", help="Every file whose mtime is on or after this UTC date (YYYY-MM-DD).")
+@click.option("--all", "everything", is_flag=True, help="Every file the ledger knows.")
+@click.option("--wait", is_flag=True, help="With a running daemon: return only once it has processed them.")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
+)
+@click.pass_context
+@handle_errors
+def reprocess(
+    ctx: click.Context,
+    secids: tuple[int, ...],
+    files: tuple[str, ...],
+    since: str | None,
+    everything: bool,
+    wait: bool,
+    progress: bool | None,
+) -> None:
+    """Apply file versions again, even when their bytes were already ingested."""
+    if sum((bool(secids), bool(files), since is not None, everything)) != 1:
+        raise click.UsageError("give exactly one of --secid, --file, --since, --all")
+    from algoseek_sync.reprocess import Selection
+    from algoseek_sync.reprocess import reprocess as reprocess_files
+
+    day = dt.date.fromisoformat(_date(since, "--since")) if since else None
+    selection = Selection(secids=secids, files=files, since=day, everything=everything)
+    sys.exit(reprocess_files(settings_of(ctx), selection, wait=wait, progress=progress))
 
 
 @main.command()
@@ -256,6 +324,3 @@ def generate(
     click.echo(
         f"wrote {len(manifest.bar_paths)} bar file(s), {manifest.rows} row(s) and a master to {directory}"
     )
-
-
-main.add_command(reprocess_command)

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from algoseek_sync.errors import ConfigError
 
@@ -83,6 +83,32 @@ class MainSequenceConfig(_Section):
 class MetricsConfig(_Section):
     listen: str
 
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            parse_listen(value)
+        return value
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces); ValueError names what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{listen!r} is not host:port (for example 127.0.0.1:9108 or :9108)")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class HealthConfig(_Section):
+    """When ``status --health``, ``/readyz`` and the systemd watchdog stop saying healthy."""
+
+    heartbeat_seconds: float = Field(gt=0)
+    processing_seconds: float = Field(gt=0)
+    failed_cycles: int = Field(ge=1)
+    stalled_seconds: float = Field(gt=0)
+    backend_seconds: float = Field(gt=0)
+    backend_check_seconds: float = Field(gt=0)
+
 
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"]
@@ -99,6 +125,7 @@ class Settings(_Section):
     backend: BackendConfig
     mainsequence: MainSequenceConfig
     metrics: MetricsConfig
+    health: HealthConfig
     logging: LoggingConfig
     source: str = "defaults"
 
@@ -173,6 +200,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
         err = exc.errors()[0]
         dotted = ".".join(str(p) for p in err["loc"])
         where = origin.get(dotted, source)
+        message = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"configuration error in {where}: '{dotted}': {err['msg']} (got {err.get('input')!r})"
+            f"configuration error in {where}: '{dotted}': {message} (got {err.get('input')!r})"
         ) from None

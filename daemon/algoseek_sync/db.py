@@ -1,100 +1,26 @@
-"""The state database: one SQLite file in WAL mode shared by ledger, mapping and local store.
+"""The state database: one SQLite file in WAL mode shared by ledger, mapping and embedded store.
 
 One file (not several attached ones) because SQLite only makes a transaction atomic
 across tables of the same file in WAL mode: the embedded store's bars and the
-ledger's "done" must commit together.
+ledger's "done" must commit together. The layout and its migrations live in
+:mod:`algoseek_sync.schema`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from algoseek_sync.errors import ConfigError
+from algoseek_sync.schema import SCHEMA_VERSION, check_version, migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL,            -- relative to the drop root, '/'-separated
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    sha256 TEXT,                   -- known once the worker has read the bytes
-    kind TEXT NOT NULL,            -- master | bars | other
-    state TEXT NOT NULL,           -- pending | processing | done | waiting_master | quarantined | superseded | skipped
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    rows INTEGER,
-    secids TEXT,                   -- SecIds the file held (comma-separated), for reprocess
-    first_date TEXT,
-    discovered_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    done_at REAL,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    force INTEGER NOT NULL DEFAULT 0,   -- reprocess: apply even when the bytes are unchanged
-    UNIQUE (path, size, mtime_ns)
-);
-CREATE INDEX IF NOT EXISTS files_state ON files (state, kind, mtime_ns);
-CREATE INDEX IF NOT EXISTS files_path ON files (path, id);
-
-CREATE TABLE IF NOT EXISTS masters (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    applied_at REAL NOT NULL,
-    secids INTEGER NOT NULL,
-    assets INTEGER NOT NULL,
-    invalid_figis INTEGER NOT NULL
-);
-
--- Which asset (FIGI or custom id) each SecId maps to, and when that changed.
-CREATE TABLE IF NOT EXISTS secid_assets (
-    secid INTEGER NOT NULL,
-    unique_identifier TEXT NOT NULL,
-    kind TEXT NOT NULL,            -- figi | custom
-    is_latest INTEGER NOT NULL,
-    active INTEGER NOT NULL,       -- in the newest master
-    registered INTEGER NOT NULL,   -- the backend has the asset: bars may be written
-    added_master INTEGER NOT NULL,
-    added_at REAL NOT NULL,
-    removed_master INTEGER,
-    removed_at REAL,
-    PRIMARY KEY (secid, unique_identifier)
-);
-CREATE INDEX IF NOT EXISTS secid_assets_uid ON secid_assets (unique_identifier);
-
-CREATE TABLE IF NOT EXISTS tickers (
-    secid INTEGER NOT NULL,
-    ticker TEXT NOT NULL,
-    start_date TEXT NOT NULL,      -- YYYY-MM-DD
-    end_date TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tickers_ticker ON tickers (ticker);
-
-CREATE TABLE IF NOT EXISTS master_issues (
-    secid INTEGER NOT NULL,
-    token TEXT NOT NULL,
-    problem TEXT NOT NULL
-);
-
--- Asset registrations the backend could not finish yet, retried on later cycles.
-CREATE TABLE IF NOT EXISTS registrations (
-    unique_identifier TEXT PRIMARY KEY,
-    secid INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,           -- retry | refused
-    attempts INTEGER NOT NULL,
-    last_error TEXT,
-    next_attempt_at REAL NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT
-);
-"""
+#: SQLite's default limit on host parameters per statement is 32,766 (999 before 3.32): stay far below.
+IN_CHUNK = 500
+PAGE_SIZE = 16384
 
 
 class Database:
@@ -117,18 +43,32 @@ class Database:
         self.conn.execute("PRAGMA busy_timeout = 30000")
         self._depth = 0
         self._lock = threading.RLock()
-        if not readonly:
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            with self.transaction():
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if readonly:
+            version = check_version(self.conn, path)
+            if 0 < version < SCHEMA_VERSION:
+                raise ConfigError(
+                    f"state database {path} has layout version {version}: start the daemon (or `run --once`)"
+                    f" once to upgrade it to {SCHEMA_VERSION}"
+                )
+            return
+        # 16 KiB pages hold several bar chunks each (a page size is set only when the file is new)
+        self.conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        with self.transaction():
+            migrate(self)
+
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; nested calls join the outer transaction."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; nested calls join the outer transaction.
+
+        A failed ``COMMIT`` (disk full, I/O error) is rolled back, so the connection is
+        usable again for the next transaction instead of failing every later one.
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -141,24 +81,50 @@ class Database:
             self._depth = 1
             try:
                 yield self.conn
+                self.conn.execute("COMMIT")
             except BaseException:
-                self._depth = 0
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._depth = 0
-            self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            # SQLite may have rolled back on its own already (it does after some I/O errors)
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+    def execute(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
-    def select_in(self, sql: str, values: Sequence[object], chunk: int = 500) -> Iterator[sqlite3.Row]:
+    def select_in(
+        self, sql: str, values: Sequence[object], params: Sequence[object] = (), chunk: int = IN_CHUNK
+    ) -> Iterator[sqlite3.Row]:
         """Rows of ``sql`` whose ``{marks}`` is an ``IN (...)`` list of ``values``, ``chunk`` at a time.
 
-        Bounds the number of SQL variables per statement, however many values a caller has.
+        ``params`` are bound before the list. Bounds the number of SQL variables per
+        statement, however many values a caller has.
         """
-        for start in range(0, len(values), chunk):
-            part = values[start : start + chunk]
-            yield from self.conn.execute(sql.format(marks=",".join("?" * len(part))), part)
+        for part in chunked(values, chunk):
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(part))), (*params, *part))
+
+    def update_in(
+        self, sql: str, values: Sequence[object], params: Sequence[object] = (), chunk: int = IN_CHUNK
+    ) -> int:
+        """Run a writing ``sql`` with an ``IN ({marks})`` list in chunks; return rows changed."""
+        changed = 0
+        for part in chunked(values, chunk):
+            changed += self.conn.execute(
+                sql.format(marks=",".join("?" * len(part))), (*params, *part)
+            ).rowcount
+        return changed
 
     def close(self) -> None:
         self.conn.close()
+
+
+def chunked(values: Sequence[object] | Iterable[object], size: int) -> Iterator[list[object]]:
+    """Lists of at most ``size`` values."""
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,8 +1,17 @@
-"""Exceptions that carry a one-line, user-facing message (never a traceback)."""
+"""Exceptions that carry a one-line, user-facing message (never a traceback), and exit codes.
+
+The exit codes are the README's table (section "Operations guide"), in one place.
+"""
 
 from __future__ import annotations
 
-EX_CONFIG = 78  # sysexits.h: configuration error; systemd does not restart on it
+EX_OK = 0
+EX_PROBLEMS = 1  # some files of this run ended quarantined or skipped (or: unhealthy)
+EX_USAGE = 2  # a bad argument, an unknown SecId / file / ticker
+EX_UNAVAILABLE = 69  # the backend or the state database is unavailable: work stays queued
+EX_SOFTWARE = 70  # an internal failure (a thread died, cycles failed): the supervisor restarts us
+EX_TEMPFAIL = 75  # try again later: another daemon holds the state directory, a port is busy
+EX_CONFIG = 78  # configuration error: systemd does not restart on it
 
 
 class AlgoseekSyncError(Exception):
@@ -31,3 +40,7 @@ class BackendRejectedError(AlgoseekSyncError):
 
 class UserInputError(AlgoseekSyncError):
     """A CLI argument names something that does not exist (unknown SecId, file, ticker)."""
+
+
+class TemporaryFailure(AlgoseekSyncError):
+    """Something outside us is busy (a port, the state directory's lock): a restart later may work (75)."""

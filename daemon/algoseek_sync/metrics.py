@@ -19,8 +19,10 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from algoseek_sync.backends.base import Backend
-from algoseek_sync.errors import ConfigError
-from algoseek_sync.ledger import Ledger
+from algoseek_sync.config import parse_listen
+from algoseek_sync.errors import ConfigError, TemporaryFailure
+from algoseek_sync.ledger import FileState, Ledger
+from algoseek_sync.problems import KINDS
 from algoseek_sync.worker import FileResult
 
 log = structlog.get_logger("algoseek_sync.metrics")
@@ -112,6 +114,21 @@ class Metrics:
             "Seconds since the worker loop last made progress.",
             registry=r,
         )
+        self.problems = Counter(
+            "algoseek_sync_problems",
+            "Contained problems recorded (bad rows, conflicts, unreadable paths, failures), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.open_problems = Gauge(
+            "algoseek_sync_open_problems",
+            "Problems listed by `status` now (fixed ones disappear), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in KINDS:  # every series exists from the start, so alert rules see zeros
+            self.problems.labels(kind)
+            self.open_problems.labels(kind).set(0)
         self._last_success = 0.0
 
     def on_result(self, result: FileResult) -> None:
@@ -129,20 +146,21 @@ class Metrics:
             self._last_success = when
             self.last_success.set(when)
 
-    def refresh(self, ledger: Ledger) -> None:
-        """Gauges from the ledger (cheap indexed queries; called every few seconds)."""
+    def on_problem(self, kind: str, count: int) -> None:
+        """Problems hook: ``count`` problems of ``kind`` were recorded."""
+        self.problems.labels(kind).inc(count)
+
+    def refresh(self, ledger: Ledger, problems: dict[str, int]) -> None:
+        """Gauges from the ledger and the problems table (cheap indexed queries; every few seconds)."""
         self.queue_depth.set(ledger.depth())
         self.oldest_pending.set(ledger.oldest_pending_age())
         last = ledger.last_success()
         if last:
             self._success(last)
-        waiting = ledger.db.execute("SELECT count(*) FROM files WHERE state = 'waiting_master'").fetchone()[0]
-        self.waiting_master.set(waiting)
-        quarantined = ledger.db.execute(
-            "SELECT count(*) FROM files f WHERE state = 'quarantined'"
-            " AND id = (SELECT max(id) FROM files g WHERE g.path = f.path)"
-        ).fetchone()[0]
-        self.quarantined.set(quarantined)
+        self.waiting_master.set(ledger.newest_in(FileState.WAITING_MASTER))
+        self.quarantined.set(ledger.newest_in(FileState.QUARANTINED))
+        for kind in set(KINDS) | set(problems):
+            self.open_problems.labels(kind).set(problems.get(kind, 0))
 
     def instrument(self, backend: Backend) -> None:
         """Count registration outcomes by wrapping this backend instance's ``ensure_assets``."""
@@ -178,20 +196,14 @@ class _Server6(WSGIServer):
     address_family = socket.AF_INET6
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or ``:port`` (all interfaces)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"configuration error: 'metrics.listen' {listen!r} is not host:port")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
 class HttpServer:
     """/metrics (Prometheus text), /healthz and /readyz (200 or 503 with a one-line reason)."""
 
     def __init__(self, listen: str, metrics: Metrics, healthy: Check, ready: Check) -> None:
-        host, port = parse_listen(listen)
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            raise ConfigError(f"configuration error: 'metrics.listen': {exc}") from None
         self._routes: dict[str, Check] = {"/healthz": healthy, "/readyz": ready}
         self._metrics_app = make_wsgi_app(metrics.registry)
         try:
@@ -202,9 +214,9 @@ class HttpServer:
                 server_class=_Server6 if ":" in host else WSGIServer,
                 handler_class=_QuietHandler,
             )
-        except OSError as exc:
-            raise ConfigError(
-                f"configuration error: 'metrics.listen' {listen!r}: {exc.strerror or exc}"
+        except OSError as exc:  # busy (an old process still holds it) or refused: a restart may succeed
+            raise TemporaryFailure(
+                f"cannot listen on metrics.listen {listen!r}: {exc.strerror or exc}"
             ) from None
         self.port = self.server.server_port
         self._thread = threading.Thread(

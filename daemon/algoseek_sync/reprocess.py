@@ -3,10 +3,8 @@
 There is only ever one writer. When a daemon holds the worker lock on the state
 directory, ``reprocess`` only queues the versions in the ledger (the daemon's worker
 picks them up) and, with ``--wait``, follows them read-only. Otherwise it takes the
-lock itself and runs the worker until the queued versions are finished.
-
-Also home of :func:`health`, the check behind ``status --health``, because it asks the
-same question (is a daemon holding the lock on this state directory?).
+lock itself and runs the worker until the queued versions are finished. The command
+itself is in :mod:`algoseek_sync.cli`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,20 +24,13 @@ import structlog
 
 from algoseek_sync.config import Settings
 from algoseek_sync.db import Database
-from algoseek_sync.errors import UserInputError
+from algoseek_sync.errors import EX_OK, EX_PROBLEMS, EX_UNAVAILABLE, UserInputError
 from algoseek_sync.formats.names import classify
-from algoseek_sync.ledger import Ledger, Version
+from algoseek_sync.ledger import FINISHED, PROBLEM_STATES, FileState, Ledger, Tracked, Version
 from algoseek_sync.lock import WorkerLock
 
 log = structlog.get_logger("algoseek_sync.reprocess")
 
-EX_OK = 0
-EX_PROBLEMS = 1  # some versions ended quarantined or skipped
-EX_UNAVAILABLE = 69  # backend down: the versions stay queued
-
-#: States in which a requeued version is finished (``pending``/``processing`` are not).
-FINISHED = ("done", "quarantined", "waiting_master", "superseded", "skipped")
-PROBLEM_STATES = ("quarantined", "skipped")
 POLL_SECONDS = 0.25
 
 
@@ -67,20 +58,19 @@ class Selection:
 def relative_path(drop_dir: Path, given: str) -> str:
     """A ``--file`` argument as the ledger's drop-relative '/'-separated path.
 
-    Absolute paths must lie inside the drop directory; relative ones are taken as
-    relative to it (not to the current directory, which is rarely the drop).
+    Accepted: a path as given on the command line (absolute, or relative to the current
+    directory) that lies inside the drop, or a path relative to the drop itself.
     """
     root = Path(os.path.abspath(drop_dir))
+    roots = {root, Path(os.path.realpath(root))}
     path = Path(given)
+    candidates = [Path(os.path.abspath(path))]
+    candidates.append(Path(os.path.realpath(candidates[0].parent)) / candidates[0].name)
+    for candidate in candidates:
+        for base in roots:
+            if candidate.is_relative_to(base) and candidate != base:
+                return candidate.relative_to(base).as_posix()
     if path.is_absolute():
-        candidates = [Path(os.path.abspath(path))]
-        real_root = Path(os.path.realpath(root))
-        if real_root != root:
-            candidates.append(Path(os.path.realpath(path.parent)) / path.name)
-        for candidate in candidates:
-            for base in (root, real_root):
-                if candidate.is_relative_to(base):
-                    return candidate.relative_to(base).as_posix()
         raise UserInputError(f"file {given} is not inside the drop directory {drop_dir}")
     rel = Path(os.path.normpath(path))
     if rel.parts[:1] == ("..",):
@@ -207,7 +197,7 @@ def reprocess(
         raise UserInputError(f"nothing to reprocess: no state database at {settings.db_path} yet")
     reader = Database(settings.db_path, readonly=True)
     try:
-        if reader.execute("PRAGMA user_version").fetchone()[0] == 0:
+        if reader.version == 0:
             raise UserInputError(f"nothing to reprocess: the state database at {settings.db_path} is empty")
         versions = select_versions(Ledger(reader), settings, selection)
     finally:
@@ -263,7 +253,7 @@ def _run_here(settings: Settings, versions: list[Version], bar: bool) -> int:
                     break  # nothing due although some are unfinished: never spin
         finally:
             tracker.close()
-        states = _states(app.ledger, ids)
+        states = app.ledger.track(ids)
     finally:
         app.close()
     return _report(tracker, states, deferred, daemon=False)
@@ -306,19 +296,19 @@ def _follow(
     tracker: Progress,
     lock: WorkerLock,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[int, tuple[str, int, str]] | None:
+) -> dict[int, Tracked] | None:
     """Poll the ledger until every id is finished; None when the daemon went away first."""
     seen: set[int] = set()
     last_check = time.monotonic()
     while True:
-        states = _states(ledger, ids)
-        for vid, (state, rows, _) in sorted(states.items()):
-            if state in FINISHED and vid not in seen:
+        states = ledger.track(ids)
+        for vid, tracked in sorted(states.items()):
+            if tracked.state in FINISHED and vid not in seen:
                 seen.add(vid)
-                tracker.advance(_path_of(ledger, vid), state, rows)
+                tracker.advance(tracked.path, tracked.state, tracked.rows)
         if len(seen) == len(ids):
             return states
-        deferred = [err for state, _, err in states.values() if state == "pending" and err]
+        deferred = [t.error for t in states.values() if t.state == FileState.PENDING and t.error]
         if deferred:
             tracker.note(f"waiting: backend deferred ({deferred[0][:60]})")
         if time.monotonic() - last_check > 2.0:
@@ -328,89 +318,19 @@ def _follow(
         sleep(POLL_SECONDS)
 
 
-def _path_of(ledger: Ledger, vid: int) -> str:
-    row = ledger.db.execute("SELECT path FROM files WHERE id = ?", (vid,)).fetchone()
-    return row[0] if row else "?"
-
-
-def _states(ledger: Ledger, ids: Iterable[int]) -> dict[int, tuple[str, int, str]]:
-    """id → (state, rows, last_error) of the given versions."""
-    ids = list(ids)
-    marks = ",".join("?" for _ in ids)
-    rows = ledger.db.execute(
-        f"SELECT id, state, coalesce(rows, 0), coalesce(last_error, '') FROM files WHERE id IN ({marks})", ids
-    ).fetchall()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-
 def _unfinished(ledger: Ledger, ids: set[int]) -> bool:
-    return any(state not in FINISHED for state, _, _ in _states(ledger, ids).values())
+    return any(t.state not in FINISHED for t in ledger.track(ids).values())
 
 
-def _report(tracker: Progress, states: dict[int, tuple[str, int, str]], deferred: bool, daemon: bool) -> int:
+def _report(tracker: Progress, states: dict[int, Tracked], deferred: bool, daemon: bool) -> int:
     click.echo(tracker.summary())
-    for state, _, error in states.values():
-        if state in PROBLEM_STATES or state == "waiting_master":
-            click.echo(f"  {state}: {error}", err=True)
-    if deferred or any(s == "pending" for s, _, _ in states.values()):
+    for tracked in states.values():
+        if tracked.state in PROBLEM_STATES or tracked.state == FileState.WAITING_MASTER:
+            click.echo(f"  {tracked.state}: {tracked.path}: {tracked.error}", err=True)
+    if deferred or any(t.state == FileState.PENDING for t in states.values()):
         who = "the daemon retries them" if daemon else "start the daemon (or run reprocess again) to retry"
         click.echo(f"backend unavailable: some versions stay queued; {who}", err=True)
         return EX_UNAVAILABLE
-    if any(s in PROBLEM_STATES for s, _, _ in states.values()):
+    if any(t.state in PROBLEM_STATES for t in states.values()):
         return EX_PROBLEMS
     return EX_OK
-
-
-# -- the command ---------------------------------------------------------------------
-
-
-def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-@click.command("reprocess")
-@click.option(
-    "--secid", "secids", type=int, multiple=True, help="A SecId: its newest stored file(s). Repeatable."
-)
-@click.option(
-    "--file",
-    "files",
-    multiple=True,
-    help="A file, relative to the drop directory or absolute inside it. Repeatable.",
-)
-@click.option(
-    "--since", callback=_parse_since, help="Every file whose mtime is on or after this UTC date (YYYY-MM-DD)."
-)
-@click.option("--all", "everything", is_flag=True, help="Every file the ledger knows.")
-@click.option("--wait", is_flag=True, help="With a running daemon: return only once it has processed them.")
-@click.option(
-    "--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal)."
-)
-@click.pass_context
-def reprocess_command(
-    ctx: click.Context,
-    secids: tuple[int, ...],
-    files: tuple[str, ...],
-    since: dt.date | None,
-    everything: bool,
-    wait: bool,
-    progress: bool | None,
-) -> None:
-    """Apply file versions again, even when their bytes were already ingested."""
-    from algoseek_sync.cli import handle_errors, settings_of
-
-    given = sum((bool(secids), bool(files), since is not None, everything))
-    if given != 1:
-        raise click.UsageError("give exactly one of --secid, --file, --since, --all")
-
-    @handle_errors
-    def body() -> int:
-        selection = Selection(secids=secids, files=files, since=since, everything=everything)
-        return reprocess(settings_of(ctx), selection, wait=wait, progress=progress)
-
-    sys.exit(body() or 0)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from algoseek_sync.formats.names import classify, is_temporary
 from algoseek_sync.ledger import Ledger
+from algoseek_sync.problems import Problem
 
 _OURS = (".csv", ".csv.gz")
 RECONCILE_BATCH = 2000
@@ -31,14 +32,29 @@ class Entry:
     link: bool
 
 
-def walk(root: Path) -> Iterator[Entry]:
-    """Every non-temporary, non-directory entry below ``root`` (links reported, never followed)."""
+def walk(root: Path, unreadable: list[Problem] | None = None) -> Iterator[Entry]:
+    """Every non-temporary, non-directory entry below ``root`` (links reported, never followed).
+
+    A directory that cannot be listed is appended to ``unreadable``, never skipped silently.
+    """
     stack = [(str(root), "")]
     while stack:
         directory, prefix = stack.pop()
         try:
             entries = os.scandir(directory)  # lazily: a flat 100,000-file folder is never held in memory
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            if unreadable is not None:
+                where = prefix.rstrip("/") or "."
+                unreadable.append(
+                    Problem(
+                        "unreadable",
+                        f"directory {where} cannot be listed: {exc.strerror or exc}",
+                        "its files are not seen until it is readable",
+                        path=where,
+                    )
+                )
             continue
         with entries:
             yield from _entries(entries, prefix, stack)
@@ -78,20 +94,30 @@ def record_entry(ledger: Ledger, entry: Entry, master_globs: list[str]) -> bool:
     return ledger.record(entry.path, entry.size, entry.mtime_ns, name.kind, skip_reason=skip)
 
 
+@dataclass
+class Reconciled:
+    """What one walk of the drop found."""
+
+    seen: int = 0
+    recorded: int = 0
+    problems: list[Problem] = field(default_factory=list)  # directories that could not be listed
+
+
 def reconcile(
     root: Path,
     ledger: Ledger,
     master_globs: list[str],
     *,
     accept: Callable[[Entry], bool] = lambda entry: True,
-) -> tuple[int, int]:
+) -> Reconciled:
     """Walk the drop root and record unknown versions that ``accept`` lets through.
 
-    Returns (entries seen, versions recorded). ``accept`` is where the daemon's stability
-    gate plugs in; ``run --once`` takes files as they are.
+    ``accept`` is where the daemon's stability gate plugs in; ``run --once`` takes files
+    as they are.
     """
+    result = Reconciled()
     seen = recorded = 0
-    for batch in batched(walk(root), RECONCILE_BATCH):
+    for batch in batched(walk(root, result.problems), RECONCILE_BATCH):
         known = ledger.known_versions([entry.path for entry in batch])
         for entry in batch:
             seen += 1
@@ -99,7 +125,8 @@ def reconcile(
                 continue
             if accept(entry) and record_entry(ledger, entry, master_globs):
                 recorded += 1
-    return seen, recorded
+    result.seen, result.recorded = seen, recorded
+    return result
 
 
 def batched(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from algoseek_sync.backends.base import AssetReport, AssetSpec
 from algoseek_sync.db import Database
@@ -81,6 +82,15 @@ class Securities:
             )
         }
 
+    def routed_figis(self) -> dict[str, int]:
+        """FIGI → SecId for the routing in force (a conflicting master row never moves these)."""
+        return {
+            r[0]: r[1]
+            for r in self.db.execute(
+                "SELECT unique_identifier, secid FROM secid_assets WHERE active = 1 AND kind = 'figi'"
+            )
+        }
+
     def has_master(self) -> bool:
         return self.db.execute("SELECT 1 FROM masters LIMIT 1").fetchone() is not None
 
@@ -127,58 +137,54 @@ class Securities:
         file_id: int,
         sha256: str,
     ) -> int:
-        """Record a master as the current one: links, history, tickers, issues, registrations."""
+        """Record a master as the current one (links, history, tickers, registrations), all or nothing."""
         now = time.time()
-        conn = self.db.conn
-        cur = conn.execute(
-            "INSERT INTO masters (file_id, sha256, applied_at, secids, assets, invalid_figis)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                file_id,
-                sha256,
-                now,
-                master.secid_count,
-                len(master.assets),
-                sum(1 for i in master.issues if i.problem.startswith("invalid FIGI")),
-            ),
-        )
-        master_id = cur.lastrowid
-        conn.execute("UPDATE secid_assets SET active = 2 WHERE active = 1")
-        ready = report.ready()
-        registered_before = self.registered_uids()
-        for row in master.assets[["secid", "unique_identifier", "kind", "latest_figi"]].itertuples(
-            index=False
-        ):
-            uid = row.unique_identifier
-            registered = 1 if uid in ready or uid in registered_before else 0
-            conn.execute(
+        with self.db.transaction() as conn:
+            master_id = conn.execute(
+                "INSERT INTO masters (file_id, sha256, applied_at, secids, assets, invalid_figis)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (file_id, sha256, now, master.secid_count, len(master.assets), master.invalid_figis),
+            ).lastrowid
+            conn.execute("UPDATE secid_assets SET active = 2 WHERE active = 1")
+            ready = report.ready() | self.registered_uids()
+            assets = master.assets
+            conn.executemany(
                 "INSERT INTO secid_assets (secid, unique_identifier, kind, is_latest, active, registered,"
                 " added_master, added_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?)"
                 " ON CONFLICT (secid, unique_identifier) DO UPDATE SET active = 1, is_latest = excluded.is_latest,"
                 " registered = max(registered, excluded.registered), removed_master = NULL, removed_at = NULL",
-                (int(row.secid), uid, row.kind, int(uid == row.latest_figi), registered, master_id, now),
+                [
+                    (int(secid), uid, kind, int(uid == latest), int(uid in ready), master_id, now)
+                    for secid, uid, kind, latest in zip(
+                        assets["secid"],
+                        assets["unique_identifier"],
+                        assets["kind"],
+                        assets["latest_figi"],
+                        strict=True,
+                    )
+                ],
             )
-        conn.execute(
-            "UPDATE secid_assets SET active = 0, removed_master = ?, removed_at = ? WHERE active = 2",
-            (master_id, now),
-        )
-        conn.execute("DELETE FROM tickers")
-        conn.executemany(
-            "INSERT INTO tickers (secid, ticker, start_date, end_date) VALUES (?, ?, ?, ?)",
-            [(s.secid, s.ticker, s.start, s.end) for s in master.tickers],
-        )
-        conn.execute("DELETE FROM master_issues")
-        conn.executemany(
-            "INSERT INTO master_issues (secid, token, problem) VALUES (?, ?, ?)",
-            [(i.secid, i.token, i.problem) for i in master.issues],
-        )
-        self.record_registrations(report, {s.unique_identifier: s for s in specs})
+            conn.execute(
+                "UPDATE secid_assets SET active = 0, removed_master = ?, removed_at = ? WHERE active = 2",
+                (master_id, now),
+            )
+            conn.execute("DELETE FROM tickers")
+            conn.executemany(
+                "INSERT INTO tickers (secid, ticker, start_date, end_date) VALUES (?, ?, ?, ?)",
+                [(s.secid, s.ticker, s.start, s.end) for s in master.tickers],
+            )
+            self.record_registrations(report, {s.unique_identifier: s for s in specs})
+        assert master_id is not None
         return master_id
 
     # -- registrations ----------------------------------------------------------------
     def record_registrations(self, report: AssetReport, specs: dict[str, AssetSpec]) -> None:
         """Persist outcomes: ready ones become writable, failures wait for their next attempt."""
-        conn = self.db.conn
+        with self.db.transaction() as conn:
+            self._record(conn, report, specs)
+
+    @staticmethod
+    def _record(conn: Any, report: AssetReport, specs: dict[str, AssetSpec]) -> None:
         for outcome in report.outcomes:
             uid = outcome.unique_identifier
             if outcome.status in ("existing", "registered"):
@@ -194,6 +200,20 @@ class Securities:
                 " next_attempt_at = excluded.next_attempt_at",
                 (uid, spec.secid, spec.kind, state, outcome.message, outcome.retry_at or 0),
             )
+
+    def refuse(self, refused: dict[str, str]) -> None:
+        """The backend refused to write these assets: hold their bars until an operator acts."""
+        with self.db.transaction() as conn:
+            for uid, reason in refused.items():
+                conn.execute("UPDATE secid_assets SET registered = 0 WHERE unique_identifier = ?", (uid,))
+                conn.execute(
+                    "INSERT INTO registrations (unique_identifier, secid, kind, state, attempts, last_error,"
+                    " next_attempt_at) SELECT unique_identifier, secid, kind, 'refused', 1, ?, 0 FROM secid_assets"
+                    " WHERE unique_identifier = ? ORDER BY active DESC LIMIT 1"
+                    " ON CONFLICT (unique_identifier) DO UPDATE SET state = 'refused',"
+                    " attempts = attempts + 1, last_error = excluded.last_error",
+                    (reason, uid),
+                )
 
     def due_registrations(self, now: float) -> list[AssetSpec]:
         rows = self.db.execute(
@@ -233,16 +253,19 @@ class Securities:
             out[f"{kind}{'' if active else '_inactive'}"] = n
         return out
 
-    def issues(self, limit: int = 20) -> tuple[int, list[dict[str, object]]]:
-        total = self.db.execute("SELECT count(*) FROM master_issues").fetchone()[0]
-        rows = self.db.execute("SELECT secid, token, problem FROM master_issues LIMIT ?", (limit,))
-        return total, [dict(r) for r in rows]
-
     def secids_with_uids(self, uids: Sequence[str]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
-        for uid in uids:
-            for (secid,) in self.db.execute(
-                "SELECT secid FROM secid_assets WHERE unique_identifier = ?", (uid,)
-            ):
-                out.setdefault(secid, []).append(uid)
+        for secid, uid in self.db.select_in(
+            "SELECT secid, unique_identifier FROM secid_assets WHERE unique_identifier IN ({marks})",
+            list(uids),
+        ):
+            out.setdefault(secid, []).append(uid)
         return out
+
+    def tickers_like(self, ticker: str) -> list[str]:
+        """Tickers equal to ``ticker`` but for case (for a hint when an exact lookup finds nothing)."""
+        rows = self.db.execute(
+            "SELECT DISTINCT ticker FROM tickers WHERE ticker = ? COLLATE NOCASE AND ticker != ? ORDER BY ticker",
+            (ticker, ticker),
+        )
+        return [r[0] for r in rows]

@@ -30,22 +30,24 @@ from algoseek_sync.backends import open_backend
 from algoseek_sync.backends.base import Backend
 from algoseek_sync.config import Settings
 from algoseek_sync.db import Database
+from algoseek_sync.errors import EX_SOFTWARE, EX_TEMPFAIL, TemporaryFailure
+from algoseek_sync.events import EventLoss, Hint
+from algoseek_sync.health import Facts, Health, assess
+from algoseek_sync.intake import Intake
 from algoseek_sync.ledger import Ledger
 from algoseek_sync.lock import WorkerLock
 from algoseek_sync.metrics import HttpServer, Metrics
 from algoseek_sync.notify import Notifier
+from algoseek_sync.observer import Watcher
 from algoseek_sync.stability import StabilityGate
-from algoseek_sync.watcher import EventLoss, Hint, Intake, Watcher
 from algoseek_sync.worker import FileResult
 
 log = structlog.get_logger("algoseek_sync.service")
 
-EX_SOFTWARE = 70  # a thread died or the observer keeps dying: let the supervisor restart us
-EX_TEMPFAIL = 75  # another daemon holds the lock
 STOP_BUDGET_S = 8.5  # SIGTERM → exit within 10 s, with margin
 MAX_RESTARTS = 3  # observer restarts allowed per RESTART_WINDOW_S
 RESTART_WINDOW_S = 60.0
-READY_CHECK_TTL_S = 5.0
+FACTS_EVERY_S = 1.0  # health facts and the meta rows behind `status --health`
 CLOSE_TIMEOUT_S = 600.0  # a writer seen writing that never closes is taken after 10 min of quiet
 
 
@@ -80,10 +82,13 @@ class Service:
         self.overflow = EventLoss()
         self.requests: queue.SimpleQueue[str] = queue.SimpleQueue()  # reconcile reasons from other threads
         self.tick = max(0.05, min(0.2, watch.poll_interval_seconds, watch.stability_seconds / 2 or 0.2))
-        self.stuck_after = max(60.0, 10 * watch.poll_interval_seconds)
         self._beat = (time.monotonic(), time.time())
+        self._busy_until = 0.0  # monotonic: a long backend call said it may take until then
         self._restarts: list[float] = []
-        self._ready_cache: tuple[float, bool, str] = (0.0, False, "not checked yet")
+        self._verdict = Health("unhealthy", ["starting"])
+        self._backend: tuple[float, str] = (0.0, "")  # (unreachable since, wall clock; why)
+        self._backend_checked = False
+        self._last_error = ""
         self._signal = ""
         self.exit_code = 0
 
@@ -91,24 +96,59 @@ class Service:
     def beat(self) -> None:
         self._beat = (time.monotonic(), time.time())
 
+    def keepalive(self, seconds: float) -> None:
+        """The worker is inside a long operation: alive, and its next sign comes within ``seconds``."""
+        self.beat()
+        self._busy_until = self._beat[0] + seconds
+
     def heartbeat_age(self) -> float:
         return time.monotonic() - self._beat[0]
 
+    def facts(self, ledger: Ledger) -> Facts:
+        beat = self._beat[0]
+        processing_age, processing_path = ledger.processing_age()
+        stalled_age, stalled_path = ledger.stalled_age()
+        down_since, why = self._backend
+        return Facts(
+            heartbeat_age=time.monotonic() - beat,
+            busy_for=max(0.0, self._busy_until - beat),
+            processing_age=processing_age,
+            processing_path=processing_path,
+            stalled_age=stalled_age,
+            stalled_path=stalled_path,
+            failed_cycles=self.app.worker.failed_cycles,
+            last_error=self._last_error,
+            backend_down_for=time.time() - down_since if down_since else 0.0,
+            backend_error=why,
+            pid=os.getpid(),
+        )
+
     def healthy(self) -> tuple[bool, str]:
+        """Liveness (``/healthz``, the systemd watchdog): threads alive and work not stuck."""
         if not (self._intake_thread.is_alive() and self._worker_thread.is_alive()):
             return False, "a daemon thread died"
         if not self.watcher.alive():
             return False, "the file observer is not running"
-        age = self.heartbeat_age()
-        if age > self.stuck_after:
-            return False, f"worker made no progress for {age:.0f} s"
-        return True, f"worker heartbeat {age:.1f} s ago"
+        verdict = self._verdict
+        if verdict.state == "unhealthy":
+            return False, verdict.message()
+        return True, f"worker heartbeat {self.heartbeat_age():.1f} s ago"
 
     def is_ready(self) -> tuple[bool, str]:
+        """Readiness (``/readyz``): the first reconcile is done, the backend answers, work moves."""
         if not self.ready.is_set():
             return False, "first reconcile not finished"
-        _, ok, reason = self._ready_cache
-        return ok, reason
+        if not self._backend_checked:
+            return False, "backend not checked yet"
+        alive, reason = self.healthy()
+        if not alive:
+            return False, reason
+        verdict = self._verdict
+        if verdict.state != "healthy":
+            return False, verdict.message()
+        if self._backend[0]:
+            return False, f"backend unreachable: {self._backend[1]}"
+        return True, self._backend[1] or "ready"
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -136,6 +176,8 @@ class Service:
         )
         app.worker.hooks.append(self.metrics.on_result)
         app.worker.hooks.append(self._on_result)
+        app.backend.keepalive = self.keepalive
+        app.problems.on_record = self.metrics.on_problem
         self.metrics.instrument(app.backend)
         self.app = app
         self.watcher = Watcher(
@@ -160,7 +202,13 @@ class Service:
         try:
             self._set_meta(main_db, pid=os.getpid())
             if settings.metrics.listen:
-                http = HttpServer(settings.metrics.listen, self.metrics, self.healthy, self.is_ready)
+                try:
+                    http = HttpServer(settings.metrics.listen, self.metrics, self.healthy, self.is_ready)
+                except TemporaryFailure as exc:
+                    log.error(
+                        "metrics_listen_failed", error=str(exc), detail="exit 75: a restart may find it free"
+                    )
+                    return EX_TEMPFAIL
             self._intake_thread = threading.Thread(
                 target=self._intake_loop, args=(not polling,), name="intake", daemon=True
             )
@@ -170,7 +218,14 @@ class Service:
                 self._worker_thread.start()
                 if http:
                     http.start()
-                self._supervise(main_db, open_backend(settings, main_db))
+                probe = threading.Thread(
+                    target=self._probe_backend,
+                    args=(open_backend(settings, main_db),),
+                    name="probe",
+                    daemon=True,
+                )
+                probe.start()
+                self._supervise(main_db)
             finally:
                 self._shutdown(http)
         finally:
@@ -215,10 +270,10 @@ class Service:
         self.notifier.close()
 
     # -- main thread: supervision -------------------------------------------------------------
-    def _supervise(self, db: Database, backend: Backend) -> None:
+    def _supervise(self, db: Database) -> None:
         ledger = Ledger(db)
         interval = self.notifier.watchdog_interval()
-        next_ping = next_status = next_refresh = 0.0
+        next_ping = next_status = next_refresh = next_facts = 0.0
         announced = False
         status = ""
         while not self.stopping.wait(self.tick):
@@ -226,16 +281,17 @@ class Service:
             if not self._threads_ok() or not self._observer_ok():
                 return
             self.metrics.heartbeat_age.set(self.heartbeat_age())
+            if now >= next_facts:
+                next_facts = now + FACTS_EVERY_S
+                self._assess(db, ledger)
             if self.ready.is_set() and not announced:
                 announced = True
-                self._check_backend(backend, now, force=True)
                 self.notifier.ready(self._status_text(ledger))
                 log.info("daemon_ready", observer=self.watcher.choice.kind)
             if now >= next_refresh:
                 next_refresh = now + 2.0
-                self.metrics.refresh(ledger)
+                self.metrics.refresh(ledger, self.app.problems.counts())
                 self.metrics.candidates.set(len(self.gate))
-                self._check_backend(backend, now)
             if announced and now >= next_status:
                 next_status = now + 2.0
                 text = self._status_text(ledger)
@@ -246,20 +302,53 @@ class Service:
                 next_ping = now + interval
                 self.notifier.watchdog()
 
+    def _assess(self, db: Database, ledger: Ledger) -> None:
+        """Refresh the verdict and the meta rows other processes read (``status --health``)."""
+        facts = self.facts(ledger)
+        verdict = assess(facts, self.settings.health)
+        if verdict.state != self._verdict.state:
+            level = "info" if verdict.state == "healthy" else "warning"
+            getattr(log, level)("health_changed", state=verdict.state, reasons=verdict.reasons or None)
+        self._verdict = verdict
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._set_meta(
+                db,
+                heartbeat=self._beat[1],
+                busy_until=self._beat[1] + facts.busy_for,
+                failed_cycles=facts.failed_cycles,
+                last_error=facts.last_error,
+                backend_down_since=self._backend[0],
+                backend_error=self._backend[1] if self._backend[0] else "",
+            )
+
     def _status_text(self, ledger: Ledger) -> str:
         last = self.app.worker.last_file or "none yet"
+        state = "" if self._verdict.healthy else f"{self._verdict.message()}; "
         return (
-            f"watching ({self.watcher.choice.kind}); queue {ledger.depth()}; waiting for stability"
+            f"{state}watching ({self.watcher.choice.kind}); queue {ledger.depth()}; waiting for stability"
             f" {len(self.gate)}; last file {last}"
         )
 
-    def _check_backend(self, backend: Backend, now: float, *, force: bool = False) -> None:
-        if not force and now - self._ready_cache[0] < READY_CHECK_TTL_S:
-            return
-        try:
-            self._ready_cache = (now, True, backend.check())
-        except Exception as exc:  # unreachable backend: not ready, keep running (work stays queued)
-            self._ready_cache = (now, False, f"backend unreachable: {exc}")
+    def _probe_backend(self, backend: Backend) -> None:
+        """A live check of the backend every ``health.backend_check_seconds``, off the main thread."""
+        every = self.settings.health.backend_check_seconds
+        while not self.stopping.is_set():
+            try:
+                described = backend.check(quick=True)
+            except (
+                Exception
+            ) as exc:  # unreachable: recorded for /readyz and status --health, work stays queued
+                since = self._backend[0] or time.time()
+                if not self._backend[0]:
+                    log.warning("backend_unreachable", error=str(exc))
+                self._backend = (since, str(exc))
+            else:
+                if self._backend[0]:
+                    log.info("backend_reachable", after_s=round(time.time() - self._backend[0], 1))
+                self._backend = (0.0, described)
+            self._backend_checked = True
+            self.stopping.wait(every)
+        backend.close()
 
     def _threads_ok(self) -> bool:
         for thread in (self._intake_thread, self._worker_thread):
@@ -314,7 +403,6 @@ class Service:
             db.close()
 
     def _intake(self, intake: Intake, db: Database) -> None:
-        last_meta = 0.0
         dropped_seen = lost = 0
         while not self.stopping.is_set():
             while not self.requests.empty():
@@ -323,6 +411,11 @@ class Service:
                 reason, recorded = intake.step(self.tick)
             except sqlite3.OperationalError as exc:  # busy or I/O trouble: the ledger stays the truth, retry
                 log.warning("intake_database_error", error=str(exc))
+                self.stopping.wait(1.0)
+                continue
+            except Exception as exc:  # contained: the periodic reconcile finds whatever this step missed
+                log.exception("intake_step_failed", error=f"{type(exc).__name__}: {exc}")
+                intake.request("intake_error")
                 self.stopping.wait(1.0)
                 continue
             dropped = self.watcher.handler.dropped
@@ -343,11 +436,6 @@ class Service:
                 self.ready.set()
             if recorded:
                 self.wake.set()
-            now = time.monotonic()
-            if now - last_meta >= 1.0:
-                last_meta = now
-                with contextlib.suppress(sqlite3.OperationalError):
-                    self._set_meta(db, heartbeat=self._beat[1])
 
     @staticmethod
     def _set_meta(db: Database, **values: float | int) -> None:
@@ -369,10 +457,7 @@ class Service:
         while not self.stopping.is_set():
             self.beat()
             self.wake.clear()
-            try:
-                worker.cycle(self._should_stop)
-            except Exception:
-                log.exception("worker_cycle_failed")
-                self.stopping.wait(poll)
+            stats = worker.cycle(self._should_stop)  # contains its own failures (see Worker.cycle)
+            self._last_error = stats.error or (self._last_error if worker.failed_cycles else "")
             self.beat()
-            self.wake.wait(poll)
+            self.wake.wait(poll if not stats.error else max(poll, min(30.0, 2.0**worker.failed_cycles)))

@@ -13,48 +13,97 @@ import pandas as pd
 
 from algoseek_sync.app import App
 from algoseek_sync.errors import UserInputError
+from algoseek_sync.formats.datasets import DATASETS
 from algoseek_sync.formats.master import resolve_ticker
+from algoseek_sync.health import assess, read_facts
+from algoseek_sync.ledger import FileState
+from algoseek_sync.lock import WorkerLock
+from algoseek_sync.problems import KINDS
 
-ALWAYS = ["time_index", "unique_identifier", "secid", "ticker", "open", "high", "low", "close", "volume"]
-
-
-def status(app: App) -> dict[str, Any]:
-    """Everything an operator asks first: queue, problems, assets, last success."""
-    ledger, securities = app.ledger, app.securities
-    last = ledger.last_success()
-    issue_total, issues = securities.issues()
-    return {
-        "drop_dir": str(app.settings.drop.dir),
-        "state_dir": str(app.settings.state.dir),
-        "backend": app.backend.name,
-        "files": ledger.counts(),
-        "queue_depth": ledger.depth(),
-        "oldest_pending_age_s": round(ledger.oldest_pending_age(), 1),
-        "waiting_master": ledger.listing(["waiting_master"]),
-        "quarantined": ledger.listing(["quarantined"]),
-        "skipped": ledger.listing(["skipped"], limit=20),
-        "deferred": [r for r in ledger.listing(["pending"]) if r["last_error"]],
-        "assets": securities.asset_counts(),
-        "registrations": securities.registration_problems(),
-        "master_issues": {"total": issue_total, "first": issues},
-        "last_success": _iso(last) if last else None,
-    }
+PROBLEMS_SHOWN = 20
+PROBLEMS_JSON = 200
 
 
 def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def daemon_state(app: App) -> dict[str, Any]:
+    """Is a daemon running on this state directory, how old is its heartbeat, what is its verdict."""
+    running = WorkerLock(app.settings.state.dir).held_elsewhere()
+    facts = read_facts(app.db)
+    out: dict[str, Any] = {"running": running, "pid": facts.pid if running else None}
+    if running:
+        verdict = assess(facts, app.settings.health)
+        out["heartbeat_age_s"] = round(facts.heartbeat_age, 1) if facts.heartbeat_age is not None else None
+        out["health"] = verdict.message()
+    return out
+
+
+def dataset_summary(app: App) -> dict[str, dict[str, Any]]:
+    """dataset → SecIds, rows and date range (embedded store), or just the names (platform)."""
+    rows = app.db.execute(
+        "SELECT d.name, count(DISTINCT c.secid), sum(c.rows), min(c.first_date), max(c.last_date)"
+        " FROM datasets d JOIN bar_chunks c ON c.dataset = d.id GROUP BY d.name ORDER BY d.name"
+    ).fetchall()
+    if rows:
+        return {r[0]: {"secids": r[1], "rows": r[2], "first": r[3], "last": r[4]} for r in rows}
+    return {name: {"files": n} for name, n in sorted(app.ledger.datasets().items())}
+
+
+def status(app: App) -> dict[str, Any]:
+    """Everything an operator asks first: daemon, queue, problems, assets, last success."""
+    ledger, securities, problems = app.ledger, app.securities, app.problems
+    last = ledger.last_success()
+    processing_age, processing_path = ledger.processing_age()
+    return {
+        "drop_dir": str(app.settings.drop.dir),
+        "state_dir": str(app.settings.state.dir),
+        "backend": app.backend.name,
+        "daemon": daemon_state(app),
+        "datasets": dataset_summary(app),
+        "files": ledger.counts(),
+        "queue_depth": ledger.depth(),
+        "oldest_pending_age_s": round(ledger.oldest_pending_age(), 1),
+        "processing": {"age_s": round(processing_age, 1), "path": processing_path}
+        if processing_path
+        else None,
+        "waiting_master": ledger.listing([FileState.WAITING_MASTER]),
+        "quarantined": ledger.listing([FileState.QUARANTINED]),
+        "skipped": ledger.listing([FileState.SKIPPED], limit=20),
+        "deferred": ledger.deferred(),
+        "problems": {"counts": problems.counts(), "recent": problems.recent(PROBLEMS_JSON)},
+        "assets": securities.asset_counts(),
+        "registrations": securities.registration_problems(),
+        "last_success": _iso(last) if last else None,
+    }
+
+
 def format_status(data: dict[str, Any]) -> str:
+    daemon = data["daemon"]
+    if daemon["running"]:
+        age = daemon.get("heartbeat_age_s")
+        running = f"running (pid {daemon['pid']}, heartbeat {age if age is not None else '?'} s ago): {daemon['health']}"
+    else:
+        running = "not running"
     lines = [
         f"drop dir   {data['drop_dir']}",
         f"state dir  {data['state_dir']}",
         f"backend    {data['backend']}",
-    ]
-    lines.append(
+        f"daemon     {running}",
         f"last success {data['last_success'] or 'never'}; queue depth {data['queue_depth']}"
-        f" (oldest {data['oldest_pending_age_s']} s)"
-    )
+        f" (oldest {data['oldest_pending_age_s']} s)",
+    ]
+    if data["processing"]:
+        lines.append(f"processing {data['processing']['path']} for {data['processing']['age_s']} s")
+    if data["datasets"]:
+        lines.append("datasets:")
+        for name, info in data["datasets"].items():
+            if "rows" in info:
+                extent = f"{info['secids']} SecId(s), {info['rows']} row(s), {info['first']}..{info['last']}"
+            else:
+                extent = f"{info['files']} file(s) applied"
+            lines.append(f"  {name}: {extent}")
     lines.append("files:")
     for kind, states in sorted(data["files"].items()):
         lines.append(f"  {kind:<7} " + ", ".join(f"{s} {n}" for s, n in sorted(states.items())))
@@ -75,12 +124,47 @@ def format_status(data: dict[str, Any]) -> str:
             f"  {r['unique_identifier']} (SecId {r['secid']}) {r['state']}: {r['last_error']}"
             for r in data["registrations"]
         ]
-    if data["master_issues"]["total"]:
-        lines.append(f"master issues: {data['master_issues']['total']}")
-        lines += [
-            f"  SecId {r['secid']}: {r['token']}: {r['problem']}" for r in data["master_issues"]["first"]
-        ]
+    counts = data["problems"]["counts"]
+    if counts:
+        lines.append(
+            "problems: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + " (newest first)"
+        )
+        for p in data["problems"]["recent"][:PROBLEMS_SHOWN]:
+            where = " ".join(
+                part
+                for part in (
+                    p["path"] or "",
+                    f"line {p['line']}" if p["line"] else "",
+                    f"SecId {p['secid']}" if p["secid"] is not None else "",
+                )
+                if part
+            )
+            repeat = f" (x{p['count']})" if p["count"] > 1 else ""
+            lines.append(f"  [{p['kind']}] {where}: {p['detail']} -> {p['action']}{repeat}")
+        hidden = sum(counts.values()) - min(PROBLEMS_SHOWN, len(data["problems"]["recent"]))
+        if hidden > 0:
+            lines.append(f"  … {hidden} more (status --json lists up to {PROBLEMS_JSON})")
     return "\n".join(lines)
+
+
+def problem_kinds() -> dict[str, str]:
+    return dict(KINDS)
+
+
+# -- bars ---------------------------------------------------------------------------------------
+
+
+def pick_dataset(present: list[str], requested: str | None) -> str:
+    """The dataset a query is about: the one asked for, or the only one stored."""
+    if requested:
+        if requested not in DATASETS:
+            raise UserInputError(f"unknown dataset {requested!r}: choose one of {', '.join(DATASETS)}")
+        return requested
+    if len(present) == 1:
+        return present[0]
+    if not present:
+        raise UserInputError("no bars stored yet: nothing to show")
+    raise UserInputError(f"several datasets are stored ({', '.join(present)}): choose one with --dataset")
 
 
 def resolve_uids(
@@ -101,27 +185,61 @@ def resolve_uids(
     secids = resolve_ticker(securities.ticker_spans(ticker), ticker, on)
     when = f" on {on}" if on else ""
     if not secids:
-        raise UserInputError(f"no SecId carried ticker {ticker!r}{when} (tickers are case-sensitive)")
+        others = securities.tickers_like(ticker)
+        hint = f"; did you mean {', '.join(repr(t) for t in others)}?" if others else ""
+        raise UserInputError(f"no SecId carried ticker {ticker!r}{when} (tickers are case-sensitive){hint}")
     if len(secids) > 1:
         raise UserInputError(f"ticker {ticker!r}{when} maps to several SecIds {secids}: use --secid or --on")
     return securities.uids_of(secids[0])
 
 
 def _clean(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
     if isinstance(value, float) and math.isnan(value):
         return None
+    if hasattr(value, "item"):  # numpy scalars → Python numbers
+        return value.item()
     return value
 
 
-def bars_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
-    """Columns to show (the fixed ones plus any column with a value) and the rows."""
-    columns = ALWAYS + [c for c in frame.columns if c not in ALWAYS and frame[c].notna().any()]
-    rows = [[_clean(v) for v in row] for row in frame[columns].itertuples(index=False, name=None)]
-    return columns, rows
+def bars_columns(dataset: str) -> list[str]:
+    """The columns of ``bars`` output for a dataset: the same for every range (stable headers)."""
+    names = DATASETS[dataset].names
+    first = [
+        "dataset",
+        "time_index",
+        "tradedate",
+        "unique_identifier",
+        "secid",
+        "ticker",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+    ]
+    return first + [c for c in names if c not in first]
 
 
-def format_bars(frame: pd.DataFrame, fmt: str) -> str:
-    columns, rows = bars_rows(frame)
+TABLE_COLUMNS = [
+    "tradedate",
+    "unique_identifier",
+    "secid",
+    "ticker",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+]
+
+
+def format_bars(frame: pd.DataFrame, dataset: str, fmt: str) -> str:
+    columns = bars_columns(dataset)
+    rows = [
+        [_clean(v) for v in row] for row in frame.reindex(columns=columns).itertuples(index=False, name=None)
+    ]
     if fmt == "json":
         return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=None)
     if fmt == "csv":
@@ -130,7 +248,17 @@ def format_bars(frame: pd.DataFrame, fmt: str) -> str:
         writer.writerow(columns)
         writer.writerows([["" if v is None else v for v in r] for r in rows])
         return out.getvalue().rstrip("\n")
-    shown = ALWAYS
-    table = [shown] + [["" if v is None else str(v) for v in r[: len(shown)]] for r in rows]
+    at = [columns.index(c) for c in TABLE_COLUMNS]
+    shown = ["trade date", *TABLE_COLUMNS[1:]]
+    table = [shown] + [[_cell(c, r[i]) for c, i in zip(TABLE_COLUMNS, at, strict=True)] for r in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(shown))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column == "tradedate":
+        text = str(value)
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return str(value)

@@ -1,41 +1,69 @@
 """The only writer. One cycle: due registrations → newest master → affected SecIds' bars.
 
-Ordering, coalescing, parking and retries live here; parsing is delegated to
-:mod:`algoseek_sync.formats`, storage to a :class:`~algoseek_sync.backends.base.Backend`.
+The worker owns every commit. It claims a batch of file versions, parses them (pure),
+hands the rows to the backend, and records what happened in one ledger transaction
+(the embedded store's writes join that transaction). Whatever happens, every claimed
+version that did not reach a final state goes back to ``pending`` with a backoff.
+
+One bad thing stops only itself: a file the parser refuses is quarantined; a batch
+that fails unexpectedly is retried file by file to find the culprit; a file that keeps
+failing is quarantined after :data:`MAX_FAILURES` attempts; an asset the backend refuses
+holds only its own bars; the rest flows. Each of these is recorded in ``problems``.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
-import pyarrow.compute as pc
 import structlog
 
-from algoseek_sync.backends.base import AssetOutcome, Backend, MasterUpdate
+from algoseek_sync.backends.base import (
+    AssetOutcome,
+    AssetReport,
+    AssetSpec,
+    Backend,
+    BarBatch,
+    FileBars,
+    MasterUpdate,
+    Receipt,
+)
 from algoseek_sync.config import Settings
+from algoseek_sync.db import Database
 from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, BadFileError, FileGoneError
-from algoseek_sync.formats.bars import BarFile, fan_out, parse_bars
-from algoseek_sync.formats.master import parse_master
+from algoseek_sync.formats.names import classify
 from algoseek_sync.formats.read import FileContent, read_file
-from algoseek_sync.ledger import Ledger, Version
+from algoseek_sync.ledger import FileState, Ledger, Mark, Version
+from algoseek_sync.problems import Problem, Problems
 from algoseek_sync.securities import Securities, asset_specs
+
+if TYPE_CHECKING:
+    from algoseek_sync.formats.bars import BarFile
 
 log = structlog.get_logger("algoseek_sync.worker")
 
 BATCH_FILES = 64
-BATCH_ROWS = 200_000
+#: unexpected errors a file may cause before it is quarantined (each retry backs off)
+MAX_FAILURES = 3
+
+Outcome = Literal[
+    "done", "unchanged", "quarantined", "waiting_master", "superseded", "skipped", "deferred", "failed"
+]
 
 
 @dataclass(frozen=True)
 class FileResult:
-    """What happened to one file version; hooks (metrics, progress) receive these."""
+    """What happened to one file version; hooks (metrics, progress, heartbeat) receive these."""
 
     path: str
     kind: str
-    outcome: str  # done | unchanged | quarantined | waiting_master | superseded | skipped | deferred
+    outcome: Outcome
     rows: int = 0
     written: int = 0
     seconds: float = 0.0
@@ -46,44 +74,135 @@ class FileResult:
 
 @dataclass
 class CycleStats:
-    files: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
     rows_written: int = 0
-    deferred: bool = False
+    deferred: bool = False  # the backend or the state database is unavailable: work stays queued
+    error: str = ""  # the cycle itself failed (logged as cycle_failed)
     results: list[FileResult] = field(default_factory=list)
+
+    @property
+    def files(self) -> int:
+        return sum(self.outcomes.values())
+
+    def add(self, other: CycleStats) -> None:
+        self.outcomes.update(other.outcomes)
+        self.rows_written += other.rows_written
+        self.deferred |= other.deferred
+        self.error = other.error or self.error
+        self.results += other.results
 
 
 def backoff(attempts: int) -> float:
-    """Seconds before a deferred version is tried again (bounded, so outages stay quiet)."""
+    """Seconds before a released version is tried again (bounded, so outages stay quiet)."""
     return float(min(300, 2 ** min(attempts, 9)))
 
 
 @dataclass
 class _Parsed:
+    """A bar file read and parsed, with what to write and how it ends."""
+
     version: Version
     content: FileContent
     bars: BarFile
     started: float
+    notes: list[Problem]
+    writable: BarFile | None = None  # the rows of SecIds the master routes
+    waiting: str = ""  # why some SecIds' rows wait for a master (empty: none wait)
+    error: Exception | None = None  # reading or parsing failed unexpectedly
+
+    @property
+    def rows(self) -> int:
+        return self.bars.table.num_rows
+
+
+@dataclass
+class _Final:
+    """A claimed version that ends without writing (unchanged, refused, gone)."""
+
+    mark: Mark
+    result: FileResult
+    notes: list[Problem] = field(default_factory=list)
 
 
 class Worker:
     """Drains the ledger into the backend."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, securities: Securities, backend: Backend) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        ledger: Ledger,
+        securities: Securities,
+        problems: Problems,
+        backend: Backend,
+    ) -> None:
         self.settings = settings
+        self.db = db
         self.ledger = ledger
         self.securities = securities
+        self.problems = problems
         self.backend = backend
         self.hooks: list[Callable[[FileResult], None]] = []
         self.last_file: str = ""
-        self._interrupted = False
+        self.failed_cycles = 0  # consecutive cycles that ended in an error (health reads it)
+        self._recover = False
+        self._cycle_problem = False
+        self._route_cache: dict[int, list[str]] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
-    # -- helpers -------------------------------------------------------------------
+    # -- the cycle -------------------------------------------------------------------
+    def cycle(self, should_stop: Callable[[], bool] = lambda: False) -> CycleStats:
+        """Process what is due now; return when the queue is empty, a stop is asked, or the backend is down."""
+        stats = CycleStats()
+        try:
+            if self._recover:
+                self._requeue_interrupted()
+            self._registrations()
+            if self._masters(stats):
+                self._drain_bars(stats, should_stop)
+        except sqlite3.OperationalError as exc:  # disk full, I/O error: nothing is lost, retried later
+            log.error("state_database_error", error=str(exc), db=str(self.settings.db_path))
+            stats.deferred = True
+            stats.error = f"state database error: {exc}"
+            self._recover = True
+        except Exception as exc:  # a bug or a fault we did not foresee: contained, visible, retried
+            log.exception("cycle_failed", error=f"{type(exc).__name__}: {exc}")
+            stats.error = f"{type(exc).__name__}: {exc}"
+            self._recover = True
+            self._note_cycle_failure(stats.error)
+        self.failed_cycles = self.failed_cycles + 1 if stats.error else 0
+        if not stats.error and self._cycle_problem:
+            self._clear_cycle_problems()
+        return stats
+
+    def _note_cycle_failure(self, error: str) -> None:
+        try:
+            self.problems.add("daemon", [Problem("cycle_failed", error, "claimed files requeued; retried")])
+            self._cycle_problem = True
+        except sqlite3.Error:
+            pass  # the state database itself fails: the log line above is all we can do
+
+    def _clear_cycle_problems(self) -> None:
+        self.problems.clear("daemon")
+        self._cycle_problem = False
+
+    def _requeue_interrupted(self) -> None:
+        """A failed cycle may have left claimed versions ``processing``: queue them again.
+
+        The worker is the only writer, so between cycles nothing else is ``processing``.
+        """
+        requeued = self.ledger.recover()
+        self._recover = False
+        if requeued:
+            log.info("requeued_after_failure", versions=requeued)
+
+    # -- helpers -------------------------------------------------------------------------
     def _emit(self, stats: CycleStats, result: FileResult) -> None:
-        stats.files += 1
+        stats.outcomes[result.outcome] += 1
         stats.rows_written += result.written
         stats.results.append(result)
         self.last_file = result.path
-        level = "warning" if result.outcome in ("quarantined", "deferred") else "info"
+        level = "warning" if result.outcome in ("quarantined", "deferred", "failed") else "info"
         getattr(log, level)(
             "file_processed",
             path=result.path,
@@ -112,96 +231,199 @@ class Worker:
         return content
 
     def _unchanged(
-        self,
-        stats: CycleStats,
-        version: Version,
-        content: FileContent,
-        applied_sha: str | None,
-        started: float,
-    ) -> bool:
+        self, version: Version, content: FileContent, applied_sha: str | None, started: float
+    ) -> _Final | None:
         """The same bytes as the version already applied: record it done, write nothing."""
         if version.force or content.sha256 != applied_sha:
-            return False
-        self.ledger.mark_done(
-            version.id, sha256=content.sha256, rows=0, secids="", note="same content as the applied version"
+            return None
+        note = "same content as the applied version"
+        return _Final(
+            Mark(version.id, FileState.DONE, note, sha256=content.sha256, rows=0, secids=""),
+            FileResult(version.path, version.kind, "unchanged", seconds=time.monotonic() - started),
         )
-        self._emit(
-            stats, FileResult(version.path, version.kind, "unchanged", seconds=time.monotonic() - started)
-        )
-        return True
 
-    def _reject(self, stats: CycleStats, version: Version, exc: Exception, started: float) -> None:
+    @staticmethod
+    def _refused(version: Version, exc: Exception, started: float) -> _Final:
+        """A file that cannot be taken: gone (superseded/skipped) or bad content (quarantined)."""
         reason = str(exc)
+        state = FileState.QUARANTINED
         if isinstance(exc, FileGoneError):
-            outcome = "superseded" if "changed" in reason else "skipped"
-            (self.ledger.mark_superseded if outcome == "superseded" else self.ledger.mark_skipped)(
-                version.id, reason
+            state = FileState.SUPERSEDED if "changed" in reason else FileState.SKIPPED
+        return _Final(
+            Mark(version.id, state, reason),
+            FileResult(
+                version.path, version.kind, state.value, seconds=time.monotonic() - started, reason=reason
+            ),  # type: ignore[arg-type]
+        )
+
+    def _finish(
+        self, finals: Sequence[_Final], parsed: Sequence[_Parsed] = (), receipt: Receipt | None = None
+    ) -> list[FileResult]:
+        """Ledger marks and problems of a batch, in the caller's transaction; returns the results to emit."""
+        marks = [f.mark for f in finals]
+        results = [f.result for f in finals]
+        scoped: dict[str, list[Problem]] = {
+            f.result.path: f.notes for f in finals if f.mark.state != FileState.SUPERSEDED
+        }
+        refused = receipt.rejected_assets if receipt else {}
+        for p in parsed:
+            mark, result = self._outcome(p, refused)
+            marks.append(mark)
+            results.append(result)
+            scoped[p.version.path] = p.notes + [
+                Problem("asset_refused", f"{uid}: {why}", "its bars are held", unique_identifier=uid)
+                for uid, why in refused.items()
+                if uid in result.figis
+            ]
+        if refused:
+            self.securities.refuse(refused)
+        self.ledger.finish(marks)
+        self.problems.replace_scopes({path: [_at(n, path) for n in notes] for path, notes in scoped.items()})
+        return results
+
+    def _outcome(self, p: _Parsed, refused: dict[str, str]) -> tuple[Mark, FileResult]:
+        secids = p.bars.secids
+        held = ",".join(str(s) for s in secids)
+        written = p.writable.table.num_rows if p.writable is not None else 0
+        state, outcome = (
+            (FileState.WAITING_MASTER, "waiting_master") if p.waiting else (FileState.DONE, "done")
+        )
+        mark = Mark(
+            p.version.id,
+            state,
+            p.waiting or None,
+            sha256=p.content.sha256,
+            rows=p.rows,
+            secids=held,
+            dataset=p.bars.dataset.name,
+        )
+        routes = self._routes_of(secids)
+        figis = tuple(u for s in secids for u in routes.get(s, []) if u not in refused)
+        result = FileResult(
+            p.version.path,
+            "bars",
+            outcome,  # type: ignore[arg-type]
+            rows=p.rows,
+            written=written,
+            seconds=time.monotonic() - p.started,
+            reason=p.waiting,
+            secids=tuple(secids),
+            figis=figis,
+        )
+        return mark, result
+
+    def _routes_of(self, secids: Iterable[int]) -> dict[int, list[str]]:
+        return {s: self._route_cache.get(s, []) for s in secids}
+
+    def _commit(
+        self, write: Callable[[], Receipt], record: Callable[[Receipt], list[FileResult]]
+    ) -> list[FileResult]:
+        """Write, then record, as one unit: inside one transaction for the embedded store."""
+        if self.backend.transactional:
+            with self.db.transaction():
+                return record(write())
+        receipt = write()
+        with self.db.transaction():
+            return record(receipt)
+
+    def _fail(self, stats: CycleStats, version: Version, exc: Exception, started: float, what: str) -> None:
+        """An unexpected error (or a refusal) attributed to one version."""
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, BackendRejectedError):
+            final = _Final(
+                Mark(version.id, FileState.QUARANTINED, str(exc)),
+                FileResult(
+                    version.path,
+                    version.kind,
+                    "quarantined",
+                    seconds=time.monotonic() - started,
+                    reason=str(exc),
+                ),
             )
-        else:
-            outcome = "quarantined"
-            self.ledger.mark_quarantined(version.id, reason)
+            with self.db.transaction():
+                results = self._finish([final])
+            self._emit_all(stats, results)
+            return
+        log.error("file_failed", path=version.path, kind=version.kind, during=what, error=error, exc_info=exc)
+        reason = f"internal error after {MAX_FAILURES} attempts ({what}): {error} (log event file_failed)"
+        state = self.ledger.fail(
+            version, error, max_failures=MAX_FAILURES, delay=backoff(version.attempts), final_reason=reason
+        )
+        action = "quarantined" if state == FileState.QUARANTINED else "retried later with a backoff"
+        self.problems.replace(
+            version.path, [Problem("file_failed", f"{what}: {error}", action, path=version.path)]
+        )
+        outcome = "quarantined" if state == FileState.QUARANTINED else "failed"
         self._emit(
             stats,
-            FileResult(
-                version.path, version.kind, outcome, seconds=time.monotonic() - started, reason=reason
-            ),
-        )
+            FileResult(version.path, version.kind, outcome, seconds=time.monotonic() - started, reason=error),
+        )  # type: ignore[arg-type]
 
-    # -- the cycle -------------------------------------------------------------------
-    def cycle(self, should_stop: Callable[[], bool] = lambda: False) -> CycleStats:
-        """Process what is due now; return when the queue is empty, a stop is asked, or the backend is down."""
-        stats = CycleStats()
-        try:
-            if self._interrupted:
-                self._requeue_interrupted()
-            self._registrations()
-            if not self._masters(stats):
-                return stats
-            while not should_stop():
-                versions = self.ledger.claim_bars(BATCH_FILES)
-                if not versions:
-                    break
-                self._bars(stats, versions)
-                if stats.deferred:
-                    break
-        except sqlite3.OperationalError as exc:
-            log.error("state_database_error", error=str(exc), db=str(self.settings.db_path))
-            stats.deferred = True
-            self._interrupted = True
-        return stats
+    def _defer(self, stats: CycleStats, versions: Sequence[Version], exc: Exception) -> None:
+        """The backend is unavailable: the versions wait (with backoff), nothing is blamed on them."""
+        self.ledger.release(versions, str(exc), lambda v: backoff(v.attempts))
+        stats.deferred = True
+        for v in versions:
+            self._emit(stats, FileResult(v.path, v.kind, "deferred", reason=str(exc)))
 
-    def _requeue_interrupted(self) -> None:
-        """A state-database error (disk full, I/O) left claimed versions ``processing``: queue them again.
+    def _emit_all(self, stats: CycleStats, results: Iterable[FileResult]) -> None:
+        for result in results:
+            self._emit(stats, result)
 
-        The worker is the only writer, so between cycles nothing else can be ``processing``.
-        """
-        requeued = self.ledger.recover()
-        self._interrupted = False
-        if requeued:
-            log.info("requeued_after_state_database_error", versions=requeued)
+    def _release(self, versions: Sequence[Version]) -> None:
+        """Claimed versions that did not finish go back to ``pending``: after a backoff when an
+        error left them, at once when the process is being stopped (KeyboardInterrupt, SystemExit)."""
+        if not versions:
+            return
+        error = sys.exc_info()[0]
+        stopping = error is not None and not issubclass(error, Exception)
+        released = self.ledger.release(versions, None, lambda v: 0.0 if stopping else backoff(v.attempts))
+        if released:
+            log.warning("released_unfinished", versions=released, stopping=stopping or None)
 
+    # -- registrations -------------------------------------------------------------------------
     def _registrations(self) -> None:
         due = self.securities.due_registrations(time.time())
         if not due:
             return
         try:
             report = self.backend.ensure_assets(due)
+            ready = report.ready()
+            gains: dict[int, list[str]] = {}
+            for spec in due:
+                if spec.unique_identifier in ready:
+                    gains.setdefault(spec.secid, []).append(spec.unique_identifier)
+            copies = self.securities.history_sources(gains)
+
+            def record(receipt: Receipt) -> list[FileResult]:
+                self.securities.record_registrations(report, {s.unique_identifier: s for s in due})
+                if ready:
+                    self.ledger.release_waiting()
+                return []
+
+            self._commit(lambda: self.backend.copy_history(copies), record)
         except BackendUnavailableError as exc:
             log.warning("registration_deferred", assets=len(due), error=str(exc))
             return
-        ready = report.ready()
-        gains: dict[int, list[str]] = {}
-        for spec in due:
-            if spec.unique_identifier in ready:
-                gains.setdefault(spec.secid, []).append(spec.unique_identifier)
-        for secid, (source, targets) in self.securities.history_sources(gains).items():
-            self.backend.copy_history(secid, source, targets, lambda: None)
-        with self.ledger.db.transaction():
-            self.securities.record_registrations(report, {s.unique_identifier: s for s in due})
-            if ready:
-                self.ledger.release_waiting()
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:  # contained: registrations are retried on their schedule
+            log.exception("registration_failed", assets=len(due), error=f"{type(exc).__name__}: {exc}")
+            self.problems.add(
+                "daemon",
+                [
+                    Problem(
+                        "cycle_failed",
+                        f"registration retry: {type(exc).__name__}: {exc}",
+                        "retried on the next cycle",
+                    )
+                ],
+            )
+            self._cycle_problem = True
+            return
         log.info("registrations_retried", assets=len(due), ready=len(ready))
 
+    # -- masters -----------------------------------------------------------------------------
     def _masters(self, stats: CycleStats) -> bool:
         """Apply the newest usable pending master; False when bars must wait (backend down).
 
@@ -209,65 +431,84 @@ class Worker:
         master delivered alongside a broken one is not lost.
         """
         while (version := self.ledger.claim_master()) is not None:
-            outcome = self._master(stats, version)
-            if outcome != "rejected":
-                if outcome == "applied":
-                    self.ledger.supersede_older_masters(version)
-                return outcome != "deferred"
+            try:
+                outcome = self._master(stats, version)
+            finally:
+                self._release([version])
+            if outcome == "rejected":
+                continue
+            if outcome == "applied":
+                self.ledger.supersede_older_masters(version)
+            return outcome != "deferred"
         return True
 
     def _master(self, stats: CycleStats, version: Version) -> str:
-        """One master version → ``applied`` | ``rejected`` | ``deferred``."""
+        """One master version → ``applied`` | ``rejected`` | ``deferred`` | ``failed``."""
         started = time.monotonic()
         try:
             content = self._read(version)
-            if self._unchanged(stats, version, content, self.ledger.applied_master_sha(), started):
+            unchanged = self._unchanged(version, content, self.ledger.applied_master_sha(), started)
+            if unchanged is not None:
+                with self.db.transaction():
+                    self.ledger.finish([unchanged.mark])
+                self._emit(stats, unchanged.result)
                 return "applied"
-            master = parse_master(content.data)
+            from algoseek_sync.formats.master import parse_master
+
+            master = parse_master(content.data, routed=self.securities.routed_figis())
         except (BadFileError, FileGoneError) as exc:
-            self._reject(stats, version, exc, started)
+            final = self._refused(version, exc, started)
+            with self.db.transaction():
+                results = self._finish([final])
+            self._emit_all(stats, results)
             return "rejected"
-        specs = asset_specs(master)
-        registered = self.securities.registered_uids()
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            self._fail(stats, version, exc, started, "reading the master")
+            return "failed"
         try:
-            report = self.backend.ensure_assets([s for s in specs if s.unique_identifier not in registered])
-            report.outcomes += [
-                AssetOutcome(s.unique_identifier, "existing")
-                for s in specs
-                if s.unique_identifier in registered
-            ]
+            specs = asset_specs(master)
+            report = self._ensure(specs)
             copies = self.securities.history_sources(self.securities.plan_new_links(master, report.ready()))
 
-            def done() -> None:
+            def record(receipt: Receipt) -> list[FileResult]:
                 self.securities.apply_master(master, report, specs, file_id=version.id, sha256=content.sha256)
-                self.ledger.mark_done(
-                    version.id, sha256=content.sha256, rows=len(master.assets), secids="", note=None
+                self.ledger.finish(
+                    [
+                        Mark(
+                            version.id,
+                            FileState.DONE,
+                            None,
+                            sha256=content.sha256,
+                            rows=len(master.assets),
+                            secids="",
+                        )
+                    ]
                 )
                 self.ledger.release_waiting()
+                self.problems.replace("master", [_at(i, version.path) for i in master.issues])
+                self.problems.replace(version.path, [])
+                return []
 
-            self.backend.apply_master(MasterUpdate(snapshot=master.assets, history_copies=copies), done)
-        except BackendRejectedError as exc:
-            self._reject(stats, version, exc, started)
-            return "rejected"
+            self._commit(lambda: self.backend.write_master(MasterUpdate(master.assets, copies)), record)
         except BackendUnavailableError as exc:
-            self.ledger.defer(version.id, str(exc), backoff(version.attempts))
-            stats.deferred = True
-            self._emit(
-                stats,
-                FileResult(
-                    version.path, "master", "deferred", reason=str(exc), seconds=time.monotonic() - started
-                ),
-            )
+            self._defer(stats, [version], exc)
             return "deferred"
-        for issue in master.issues[:20]:
-            log.warning("master_issue", secid=issue.secid, token=issue.token, problem=issue.problem)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            self._fail(stats, version, exc, started, "applying the master")
+            return "rejected" if isinstance(exc, BackendRejectedError) else "failed"
+        kinds = Counter(i.kind for i in master.issues)
         log.info(
             "master_applied",
             path=version.path,
             secids=master.secid_count,
             assets=len(master.assets),
             custom=int((master.assets["kind"] == "custom").sum()) if len(master.assets) else 0,
-            invalid_figis=sum(1 for i in master.issues if i.problem.startswith("invalid FIGI")),
+            invalid_figis=master.invalid_figis,
+            problems=dict(kinds) or None,
             registration_retry=report.count("retry"),
             registration_refused=report.count("refused"),
             history_copies=sum(len(t) for _, t in copies.values()),
@@ -280,83 +521,165 @@ class Worker:
         )
         return "applied"
 
-    def _parse(self, stats: CycleStats, versions: list[Version]) -> list[_Parsed]:
+    def _ensure(self, specs: Sequence[AssetSpec]) -> AssetReport:
+        """Get-or-register the assets the mapping does not know as registered yet."""
+        registered = self.securities.registered_uids()
+        report = self.backend.ensure_assets([s for s in specs if s.unique_identifier not in registered])
+        report.outcomes += [
+            AssetOutcome(s.unique_identifier, "existing") for s in specs if s.unique_identifier in registered
+        ]
+        return report
+
+    # -- bars ---------------------------------------------------------------------------------
+    def _drain_bars(self, stats: CycleStats, should_stop: Callable[[], bool]) -> None:
+        """Bar batches until the queue is empty: the next batch is read and parsed (on a second
+        thread; pyarrow and zlib release the GIL) while the current one is written."""
+        ahead = self._read_ahead()
+        try:
+            while ahead is not None and not should_stop():
+                versions, future = ahead
+                ahead = None
+                try:
+                    prepared = future.result()
+                    ahead = self._read_ahead() if not should_stop() else None
+                    self._plan(prepared[1])
+                    self._write(stats, *prepared)
+                finally:
+                    self._release(versions)
+                if stats.deferred:
+                    break
+        finally:
+            if ahead is not None:
+                ahead[1].exception()  # let its parsing finish before its versions go back
+                self._release(ahead[0])
+
+    def _read_ahead(self) -> tuple[list[Version], Future[tuple[list[_Final], list[_Parsed]]]] | None:
+        versions = self.ledger.claim_bars(BATCH_FILES)
+        if not versions:
+            return None
+        applied = self.ledger.done_shas([v.path for v in versions])
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        return versions, self._pool.submit(self._prepare, versions, applied)
+
+    def _prepare(
+        self, versions: Sequence[Version], applied: dict[str, str]
+    ) -> tuple[list[_Final], list[_Parsed]]:
+        """Read and parse each claimed file (no database access: this runs on the parse thread)."""
+        from algoseek_sync.formats.bars import foreign_rows, parse_bars
+
+        finals: list[_Final] = []
         parsed: list[_Parsed] = []
         for version in versions:
             started = time.monotonic()
             try:
                 content = self._read(version)
-                if self._unchanged(stats, version, content, self.ledger.last_done_sha(version.path), started):
+                unchanged = self._unchanged(version, content, applied.get(version.path), started)
+                if unchanged is not None:
+                    finals.append(unchanged)
                     continue
                 bars = parse_bars(content.data, max_line_bytes=self.settings.limits.max_line_bytes)
             except (BadFileError, FileGoneError) as exc:
-                self._reject(stats, version, exc, started)
+                finals.append(self._refused(version, exc, started))
                 continue
-            parsed.append(_Parsed(version, content, bars, started))
-        return parsed
+            except Exception as exc:  # a parser bug: only this file fails (see _write)
+                parsed.append(_Parsed(version, None, None, started, [], error=exc))  # type: ignore[arg-type]
+                continue
+            notes = list(bars.notes)
+            name = classify(version.path, self.settings.drop.master_glob)
+            if name.aggregation == "secid" and (foreign := foreign_rows(bars, int(name.key))) is not None:
+                notes.append(foreign)
+            parsed.append(_Parsed(version, content, bars, started, notes))
+        return finals, parsed
 
-    def _bars(self, stats: CycleStats, versions: list[Version]) -> None:
-        parsed = self._parse(stats, versions)
-        if not parsed:
-            return
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _plan(self, parsed: Sequence[_Parsed]) -> None:
+        """Which rows each file may write now (SecIds the master routes) and why the rest wait."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        parsed = [p for p in parsed if p.error is None]
         secids = sorted({s for p in parsed for s in p.bars.secids})
         routes = self.securities.routes(secids)
-        known = self.securities.known_secids(secids)
+        self._route_cache = routes
+        known = self.securities.known_secids(secids) if len(routes) < len(secids) else set(secids)
         has_master = self.securities.has_master()
-        table = fan_out([p.bars.table for p in parsed], routes)
-        results: list[FileResult] = []
+        for p in parsed:
+            missing = [s for s in p.bars.secids if s not in routes]
+            if not missing:
+                p.writable = p.bars
+                continue
+            p.waiting = _waiting_reason(missing, known, has_master)
+            routable = pa.array([s for s in p.bars.secids if s in routes], pa.int64())
+            table = p.bars.table.filter(pc.is_in(p.bars.table["secid"], routable))
+            p.writable = type(p.bars)(p.bars.dataset, table) if table.num_rows else None
 
-        def done() -> None:
-            for p in parsed:
-                missing = [s for s in p.bars.secids if s not in routes]
-                held = ",".join(str(s) for s in p.bars.secids)
-                rows = p.bars.table.num_rows
-                written = sum(rows_for(p, s) * len(routes.get(s, [])) for s in p.bars.secids)
-                if missing:
-                    reason = _waiting_reason(missing, known, has_master)
-                    self.ledger.mark_waiting(
-                        p.version.id, reason, sha256=p.content.sha256, rows=rows, secids=held
-                    )
-                    outcome = "waiting_master"
-                else:
-                    reason = ""
-                    self.ledger.mark_done(p.version.id, sha256=p.content.sha256, rows=rows, secids=held)
-                    outcome = "done"
-                results.append(
-                    FileResult(
-                        p.version.path,
-                        "bars",
-                        outcome,
-                        rows=rows,
-                        written=written,
-                        seconds=time.monotonic() - p.started,
-                        reason=reason,
-                        secids=tuple(p.bars.secids),
-                        figis=tuple(u for sid in p.bars.secids for u in routes.get(sid, [])),
-                    )
-                )
-
+    def _write(self, stats: CycleStats, finals: list[_Final], parsed: list[_Parsed]) -> None:
+        """Write the batch; on an unexpected failure, again file by file to find the culprit."""
+        for item in [p for p in parsed if p.error is not None]:
+            self._fail(stats, item.version, item.error, item.started, "reading and parsing")  # type: ignore[arg-type]
+        parsed = [p for p in parsed if p.error is None]
+        if not finals and not parsed:
+            return
         try:
-            self.backend.upsert_bars(table.to_pandas(), done)
-        except BackendRejectedError as exc:
-            for p in parsed:
-                self._reject(stats, p.version, exc, p.started)
-            return
+            results = self._commit(
+                lambda: self._write_bars(parsed), lambda receipt: self._finish(finals, parsed, receipt)
+            )
         except BackendUnavailableError as exc:
-            for p in parsed:
-                self.ledger.defer(p.version.id, str(exc), backoff(p.version.attempts))
-                self._emit(stats, FileResult(p.version.path, "bars", "deferred", reason=str(exc)))
-            stats.deferred = True
+            with self.db.transaction():
+                self._emit_all(stats, self._finish(finals))
+            self._defer(stats, [p.version for p in parsed], exc)
             return
-        for result in results:
-            self._emit(stats, result)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            if len(parsed) + len(finals) > 1:
+                log.warning(
+                    "batch_failed",
+                    files=len(parsed) + len(finals),
+                    error=f"{type(exc).__name__}: {exc}",
+                    detail="retrying file by file",
+                )
+                for final in finals:
+                    self._write(stats, [final], [])
+                for item in parsed:
+                    self._write(stats, [], [item])
+                    if stats.deferred:
+                        return
+                return
+            item = parsed[0] if parsed else None
+            if item is None:
+                raise
+            self._fail(stats, item.version, exc, item.started, "writing bars")
+            return
+        self._emit_all(stats, results)
+
+    def _write_bars(self, parsed: Sequence[_Parsed]) -> Receipt:
+        files = [FileBars(p.version.id, p.version.path, p.writable) for p in parsed if p.writable is not None]
+        if not files:
+            return Receipt()
+        return self.backend.write_bars(BarBatch(files, self._route_cache))
 
 
-def rows_for(parsed: _Parsed, secid: int) -> int:
-    """Rows of one SecId in a parsed file (tradedate files hold many SecIds)."""
-    if len(parsed.bars.secids) == 1:
-        return parsed.bars.table.num_rows
-    return int(pc.sum(pc.equal(parsed.bars.table["secid"], secid)).as_py() or 0)
+def _at(problem: Problem, path: str) -> Problem:
+    """A parser's note, placed in its file."""
+    return (
+        problem
+        if problem.path
+        else Problem(
+            problem.kind,
+            problem.detail,
+            problem.action,
+            path,
+            problem.secid,
+            problem.unique_identifier,
+            problem.line,
+        )
+    )
 
 
 def _shorten(items: tuple[object, ...], limit: int = 20) -> list[object] | None:

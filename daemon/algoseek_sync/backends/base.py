@@ -1,13 +1,18 @@
 """The contract every store keeps. The worker talks only to this interface.
 
-Frames exchanged here use plain columns, not indexes:
+Data goes in, a :class:`Receipt` comes out; a backend never calls back into the ledger.
+The worker owns every commit:
 
-* bars: ``time_index`` (ISO 8601 UTC text, ``YYYY-MM-DDTHH:MM:SSZ``), ``unique_identifier``,
-  ``open, high, low, close, volume, secid, ticker`` and every other source column
-  lower-cased (see :data:`algoseek_sync.formats.bars.OUTPUT_COLUMNS`); one row per
-  (time_index, unique_identifier).
-* master snapshot: one row per unique_identifier with ``secid``, ``kind``,
-  ``latest_figi`` and the master's columns lower-cased.
+* an embedded store (``transactional = True``) writes inside the worker's state-database
+  transaction, so a batch's rows and its ledger marks commit together or not at all;
+* a remote store is written first and the worker commits after. Its writes are
+  idempotent by (dataset, time_index, unique_identifier), so a crash in between repeats
+  them harmlessly.
+
+Failures have three shapes: :class:`~algoseek_sync.errors.BackendUnavailableError` (nothing
+was refused, try the same work later), a :class:`Receipt` naming the files or assets the
+store refused (everything else was written), and any other exception (the worker retries
+the batch file by file to find the culprit).
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from algoseek_sync.formats.bars import BarFile
 
 AssetKind = Literal["figi", "custom"]
 AssetStatus = Literal["existing", "registered", "retry", "refused"]
@@ -58,16 +66,67 @@ class AssetReport:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
+#: SecId → (an identifier that already holds the SecId's history, identifiers that must get a copy)
+HistoryCopies = dict[int, tuple[str, list[str]]]
+
+
 @dataclass(frozen=True)
 class MasterUpdate:
     """A master refresh as the backend sees it."""
 
+    #: one row per unique_identifier: ``secid, kind, latest_figi`` and the master's columns lower-cased
     snapshot: pd.DataFrame
-    #: SecId → (an identifier that already holds the SecId's history, identifiers that must get a copy)
-    history_copies: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
+    history_copies: HistoryCopies = field(default_factory=dict)
 
 
-Done = Callable[[], None]
+@dataclass(frozen=True)
+class FileBars:
+    """One parsed bar file of a batch, as the backend sees it."""
+
+    version_id: int
+    path: str
+    bars: BarFile  # dataset + typed table (only SecIds the master routes)
+
+
+@dataclass(frozen=True)
+class BarBatch:
+    """Files to write, in delivery order (a later file wins over an earlier one for the same day)."""
+
+    files: Sequence[FileBars]
+    #: SecId → identifiers its rows are published under (the platform writes one row per identifier)
+    routes: dict[int, list[str]]
+
+
+@dataclass
+class Receipt:
+    """What a write did: rows written, and what the store refused (everything else was written)."""
+
+    rows_written: int = 0
+    #: version id → reason, for files the store refused as a whole
+    rejected_files: dict[int, str] = field(default_factory=dict)
+    #: unique_identifier → reason, for assets whose rows the store refused
+    rejected_assets: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, other: Receipt) -> Receipt:
+        self.rows_written += other.rows_written
+        self.rejected_files.update(other.rejected_files)
+        self.rejected_assets.update(other.rejected_assets)
+        return self
+
+
+@dataclass(frozen=True)
+class BarQuery:
+    """What ``bars`` asks for: one dataset, some identifiers (or a date for every one), a range."""
+
+    dataset: str
+    uids: Sequence[str] = ()
+    start: str | None = None  # YYYY-MM-DD, inclusive
+    end: str | None = None  # YYYY-MM-DD, inclusive
+    adjusted: bool = False
+
+
+def _no_keepalive(seconds: float) -> None:
+    """Default: nobody watches the backend's progress."""
 
 
 class Backend(ABC):
@@ -75,10 +134,18 @@ class Backend(ABC):
 
     #: short name for logs and ``status``
     name: str = "base"
+    #: True when writes join the caller's open state-database transaction
+    transactional: bool = False
+    #: called during long operations: "still working, the next sign comes within N seconds"
+    keepalive: Callable[[float], None] = staticmethod(_no_keepalive)
 
     @abstractmethod
-    def check(self) -> str:
-        """Return a one-line description of the store; raise BackendUnavailableError if unreachable."""
+    def check(self, *, quick: bool = False) -> str:
+        """A one-line description of the store, after a live request to it.
+
+        Raises BackendUnavailableError when it cannot be reached; ``quick`` gives up after
+        one attempt (``check-config``) instead of retrying under the policy.
+        """
 
     @abstractmethod
     def ensure_assets(self, assets: Sequence[AssetSpec]) -> AssetReport:
@@ -90,31 +157,38 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def apply_master(self, update: MasterUpdate, done: Done) -> None:
-        """Replace the stored master snapshot and copy history to new identifiers.
+    def write_master(self, update: MasterUpdate) -> Receipt:
+        """Replace the stored master snapshot and give new identifiers their SecId's history."""
 
-        ``done`` is called exactly once, after the store accepted everything: in the
-        embedded store inside the same transaction (if ``done`` raises, nothing is kept).
+    @abstractmethod
+    def write_bars(self, batch: BarBatch) -> Receipt:
+        """Upsert every file's rows by (dataset, time_index, unique_identifier).
+
+        Idempotent: the same batch twice leaves the store as after once. Rows for days
+        already stored replace them (corporate-action re-deliveries rewrite history). A
+        refusal names the file (or asset) that caused it, never the whole batch.
         """
 
     @abstractmethod
-    def upsert_bars(self, frame: pd.DataFrame, done: Done) -> int:
-        """Insert or replace rows by (time_index, unique_identifier); return rows written.
+    def copy_history(self, copies: HistoryCopies) -> Receipt:
+        """Give identifiers that became writable every stored bar of their SecId."""
 
-        Idempotent: the same frame twice leaves the store as after once. A frame that
-        rewrites existing dates replaces them (corporate-action re-deliveries).
-        ``done`` follows the same rule as in :meth:`apply_master`.
+    @abstractmethod
+    def datasets(self) -> list[str]:
+        """Names of the datasets the store holds bars of."""
+
+    @abstractmethod
+    def read_bars(self, query: BarQuery) -> pd.DataFrame:
+        """Bars of ``query.uids`` in the range, sorted by (time_index, unique_identifier).
+
+        Columns: ``dataset, time_index, unique_identifier`` and the dataset's columns
+        (:attr:`algoseek_sync.formats.datasets.Dataset.names`). ``adjusted`` replaces
+        ``open, high, low, close, volume`` by their backward-adjusted values.
         """
 
     @abstractmethod
-    def copy_history(self, secid: int, source_uid: str, target_uids: Sequence[str], done: Done) -> int:
-        """Give ``target_uids`` every stored bar of ``source_uid``; return rows written."""
-
-    @abstractmethod
-    def read_bars(
-        self, uids: Sequence[str], start: str | None = None, end: str | None = None
-    ) -> pd.DataFrame:
-        """Bars of ``uids`` with ``start <= time_index <= end`` (ISO dates/times), sorted."""
+    def read_day(self, dataset: str, day: str) -> pd.DataFrame:
+        """Every identifier's bar on ``day`` (YYYY-MM-DD): a cross-section, same columns as read_bars."""
 
     @abstractmethod
     def read_assets(self) -> pd.DataFrame:

@@ -1,10 +1,13 @@
 """The Main Sequence platform as a :class:`~algoseek_sync.backends.base.Backend`.
 
-Writes go through the two DataNodes (:mod:`.nodes`), run for exactly the assets in the
-frame handed over; rows the platform already holds unchanged are dropped first, so a
-re-run writes nothing. Every platform operation is retried under one bounded policy and,
-when the platform stays unreachable or failing, ends in BackendUnavailableError so the
-worker keeps the work queued.
+Writes go through DataNodes (:mod:`.nodes`): the security master, one bars table per
+dataset, and a backward-adjusted table per dataset with factors (:mod:`.adjusted`). Each
+run covers exactly the assets in the frame handed over; rows the platform already holds
+unchanged are dropped first, so a re-run writes nothing. Every platform operation is
+retried under one bounded policy and, when the platform stays unreachable or failing,
+ends in BackendUnavailableError so the worker keeps the work queued. A refusal by the
+platform (a 4xx answer) is narrowed down to the assets that cause it; an exception that
+did not come from the platform (a bug) is raised as it is, for the worker to contain.
 """
 
 from __future__ import annotations
@@ -16,11 +19,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
-from algoseek_sync.backends.base import AssetReport, AssetSpec, Backend, Done, MasterUpdate
+from algoseek_sync.backends.base import (
+    AssetReport,
+    AssetSpec,
+    Backend,
+    BarBatch,
+    BarQuery,
+    HistoryCopies,
+    MasterUpdate,
+    Receipt,
+)
 from algoseek_sync.backends.mainsequence import env, frames
 from algoseek_sync.backends.mainsequence.assets import AssetRegistrar, api_message, chunks
 from algoseek_sync.backends.mainsequence.retry import RetryPolicy, is_transient, status_of
-from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, ConfigError
+from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, ConfigError, UserInputError
+from algoseek_sync.formats.datasets import DATASETS
 
 if TYPE_CHECKING:
     from algoseek_sync.backends.mainsequence.sdk import Sdk
@@ -28,7 +41,6 @@ if TYPE_CHECKING:
     from algoseek_sync.db import Database
 
 T = TypeVar("T")
-BAR_COLUMNS = ["open", "high", "low", "close", "volume", "secid", "ticker"]
 
 
 class _Transient(Exception):
@@ -43,7 +55,7 @@ class _Transient(Exception):
 
 
 class MainSequenceBackend(Backend):
-    """Assets, security master and daily bars on the Main Sequence platform (SDK 3.19)."""
+    """Assets, security master and daily bars on the Main Sequence platform (SDK 3.19–3.21)."""
 
     name = "mainsequence"
     #: per-request (connect, read) timeout caps; the SDK's own default read timeout is 120 s
@@ -56,17 +68,28 @@ class MainSequenceBackend(Backend):
         self.settings = settings
         self.db = db
         self.config = settings.mainsequence
-        self.policy = RetryPolicy(
-            attempts=self.config.retry_attempts,
-            initial=self.config.retry_initial_seconds,
-            maximum=self.config.retry_max_seconds,
-            total=self.config.retry_total_seconds,
-            sleep=sleep,
-        )
+        self._sleep = sleep
+        self.policy = self._policy(self.config.retry_attempts, self.config.retry_total_seconds)
         env.load_env_file(self.config.env_file)
         self.endpoint = env.require_variables()
         self._sdk: Sdk | None = None
         self._project_ready = False
+        self._nodes: dict[tuple[str, bool], Any] = {}
+
+    def _policy(self, attempts: int, total: float) -> RetryPolicy:
+        return RetryPolicy(
+            attempts=attempts,
+            initial=self.config.retry_initial_seconds,
+            maximum=self.config.retry_max_seconds,
+            total=total,
+            sleep=self._waiting,
+            on_attempt=lambda: self.keepalive(self.connect_timeout + self.read_timeout),
+        )
+
+    def _waiting(self, seconds: float) -> None:
+        """A backoff wait: the worker is alive, its next sign comes after the wait and one request."""
+        self.keepalive(seconds + self.connect_timeout + self.read_timeout)
+        self._sleep(seconds)
 
     # --- SDK plumbing -----------------------------------------------------------------------
 
@@ -85,8 +108,12 @@ class MainSequenceBackend(Backend):
         self._sdk.adapter.read_timeout = self.read_timeout
         return self._sdk
 
-    def _guarded(self, op: Callable[[], T], what: str) -> T:
-        """Run ``op`` under the retry policy; transient exhaustion → BackendUnavailableError."""
+    def _guarded(self, op: Callable[[], T], what: str, policy: RetryPolicy | None = None) -> T:
+        """Run ``op`` under the retry policy; transient exhaustion → BackendUnavailableError.
+
+        Only answers of the platform become BackendRejectedError (a 4xx); any other
+        exception is not the platform's doing and propagates unchanged.
+        """
         from algoseek_sync.backends.mainsequence.sdk import contained
 
         counters = self.sdk.counters
@@ -106,26 +133,30 @@ class MainSequenceBackend(Backend):
                         counters.retry_after if platform_failed else None
                     )
                     raise _Transient(api_message(exc), retry_after=hint) from exc
-                if status_of(exc) in (401, 403):
+                status = status_of(exc)
+                if status in (401, 403):
                     raise BackendUnavailableError(
                         f"Main Sequence refused the credentials: {api_message(exc)}"
                     ) from None
-                raise BackendRejectedError(f"Main Sequence refused {what}: {api_message(exc)}") from None
+                if status is not None:
+                    raise BackendRejectedError(f"Main Sequence refused {what}: {api_message(exc)}") from None
+                raise
 
         try:
-            return self.policy.call(attempt, retry_on=lambda e: isinstance(e, _Transient))
+            return (policy or self.policy).call(attempt, retry_on=lambda e: isinstance(e, _Transient))
         except _Transient as exc:
             raise BackendUnavailableError(
                 f"Main Sequence platform unavailable during {what}: {exc}"
             ) from None
 
-    def _ensure_project(self) -> None:
+    def _ensure_project(self, *, live: bool = False, policy: RetryPolicy | None = None) -> None:
+        """Resolve the project once; ``live`` asks the platform again (health and check-config)."""
         from algoseek_sync.backends.mainsequence.sdk import attach_project
 
-        if self._project_ready:
+        if self._project_ready and not live:
             return
         try:
-            self._guarded(lambda: attach_project(self.sdk), "the project lookup")
+            self._guarded(lambda: attach_project(self.sdk), "the project lookup", policy)
         except BackendRejectedError as exc:
             project = os.environ.get(env.PROJECT_ID, "")
             raise ConfigError(
@@ -133,17 +164,23 @@ class MainSequenceBackend(Backend):
             ) from None
         self._project_ready = True
 
-    def _nodes(self) -> tuple[Any, Any]:
-        from algoseek_sync.backends.mainsequence.nodes import DailyBarsConfig, DailyBarsNode
+    def _node(self, dataset: str, *, adjusted: bool = False) -> Any:
+        """The bars node of ``dataset`` (its master node is ``.master``)."""
+        from algoseek_sync.backends.mainsequence.nodes import DailyBarsNode
 
         self._ensure_project()
-        bars = DailyBarsNode(DailyBarsConfig(is_demo=self.config.is_demo))
-        return bars.master, bars
+        key = (dataset, adjusted)
+        if key not in self._nodes:
+            self._nodes[key] = DailyBarsNode.for_dataset(
+                dataset, is_demo=self.config.is_demo, adjusted=adjusted
+            )
+        return self._nodes[key]
 
     # --- Backend interface ------------------------------------------------------------------
 
-    def check(self) -> str:
-        self._ensure_project()
+    def check(self, *, quick: bool = False) -> str:
+        policy = self._policy(1, self.connect_timeout + 1.0) if quick else None
+        self._ensure_project(live=True, policy=policy)
         suffix = ", demo tables" if self.config.is_demo else ""
         project = os.environ.get(env.PROJECT_ID, "")
         return f"Main Sequence platform at {self.endpoint} (project {project}{suffix})"
@@ -160,39 +197,67 @@ class MainSequenceBackend(Backend):
         with contained():
             return registrar.run(assets)
 
-    def apply_master(self, update: MasterUpdate, done: Done) -> None:
-        master, _ = self._nodes()
+    def write_master(self, update: MasterUpdate) -> Receipt:
+        master = self._node("primary").master
+        receipt = Receipt()
         snapshot = update.snapshot.copy()
         if not snapshot.empty:
             from algoseek_sync.backends.mainsequence.nodes import MASTER_TIME
 
             snapshot["time_index"] = MASTER_TIME.strftime(frames.ISO_SECONDS)
-            self._write(master, frames.to_node_frame(snapshot), "the security master")
-        for secid, (source, targets) in update.history_copies.items():
-            self._copy(secid, source, targets)
-        done()
+            receipt.rows_written += self._write(master, frames.to_node_frame(snapshot), "the security master")
+        return receipt.merge(self.copy_history(update.history_copies))
 
-    def upsert_bars(self, frame: pd.DataFrame, done: Done) -> int:
-        _, bars = self._nodes()
-        written = self._write(bars, frames.to_node_frame(frame), "daily bars")
-        done()
-        return written
+    def write_bars(self, batch: BarBatch) -> Receipt:
+        from algoseek_sync.backends.mainsequence.adjusted import AdjustedWriter
 
-    def copy_history(self, secid: int, source_uid: str, target_uids: Sequence[str], done: Done) -> int:
+        receipt = Receipt()
+        by_dataset: dict[str, list[Any]] = {}
+        for item in batch.files:
+            by_dataset.setdefault(item.bars.dataset.name, []).append(item.bars.table)
+        for name, tables in by_dataset.items():
+            frame = frames.published(tables, batch.routes)
+            if frame.empty:
+                continue
+            receipt.merge(self._write_isolated(self._node(name), frame, f"{name} bars"))
+            if DATASETS[name].has_factors:
+                writer = AdjustedWriter(self, DATASETS[name], self.db)
+                receipt.merge(writer.write(tables, batch.routes, refused=set(receipt.rejected_assets)))
+        return receipt
+
+    def copy_history(self, copies: HistoryCopies) -> Receipt:
+        receipt = Receipt()
+        if not copies:
+            return receipt
         self._ensure_project()
-        written = self._copy(secid, source_uid, target_uids)
-        done()
-        return written
+        for name in self._datasets_stored():
+            node = self._node(name)
+            for secid, (source, targets) in copies.items():
+                receipt.rows_written += self._copy(node, secid, source, targets)
+        return receipt
 
-    def read_bars(
-        self, uids: Sequence[str], start: str | None = None, end: str | None = None
-    ) -> pd.DataFrame:
-        _, bars = self._nodes()
-        stored = self._read(bars, list(uids), start, end)
-        return frames.to_plain_frame(stored)
+    def datasets(self) -> list[str]:
+        return self._datasets_stored()
+
+    def _datasets_stored(self) -> list[str]:
+        return [name for name in DATASETS if self._storage_id(self._node(name)) is not None]
+
+    def read_bars(self, query: BarQuery) -> pd.DataFrame:
+        dataset = DATASETS[query.dataset]
+        if query.adjusted and not dataset.has_factors:
+            raise UserInputError(
+                f"dataset {dataset.name} carries no adjustment factors: --adjusted needs one that does"
+            )
+        node = self._node(query.dataset, adjusted=query.adjusted)
+        stored = self._read(node, list(query.uids), query.start, query.end)
+        return frames.to_bars_frame(stored, dataset)
+
+    def read_day(self, dataset: str, day: str) -> pd.DataFrame:
+        stored = self._read(self._node(dataset), None, day, day)
+        return frames.to_bars_frame(stored, DATASETS[dataset])
 
     def read_assets(self) -> pd.DataFrame:
-        master, _ = self._nodes()
+        master = self._node("primary").master
         rows = frames.to_plain_frame(self._read(master, None, None, None))
         columns = ["unique_identifier", "secid", "kind", "ticker", "name"]
         if rows.empty:
@@ -212,10 +277,12 @@ class MainSequenceBackend(Backend):
         for col in ("secid", "kind"):
             if col not in out.columns:
                 out[col] = None
+        out["secid"] = pd.to_numeric(out["secid"], errors="coerce").astype("Int64")
         return out[columns].sort_values("unique_identifier").reset_index(drop=True)
 
     def close(self) -> None:
         self._project_ready = False
+        self._nodes.clear()
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -283,24 +350,40 @@ class MainSequenceBackend(Backend):
             return 0
 
         def run() -> None:
-            node_cls = type(node)
-            again = node_cls(node.config)
+            again = type(node)(node.config)
             again.load(fresh)
             again.run(debug_mode=True, update_tree=False, force_update=True)
 
         self._guarded(run, what)
         return len(fresh)
 
-    def _copy(self, secid: int, source_uid: str, target_uids: Sequence[str]) -> int:
+    def _write_isolated(self, node: Any, plain: pd.DataFrame, what: str) -> Receipt:
+        """Write ``plain``; when the platform refuses, narrow the refusal down to the assets causing it."""
+        receipt = Receipt()
+        pending = [frames.to_node_frame(plain)]
+        while pending:
+            frame = pending.pop()
+            try:
+                receipt.rows_written += self._write(node, frame, what)
+            except BackendRejectedError as exc:
+                uids = frame.index.get_level_values("unique_identifier").unique().tolist()
+                if len(uids) == 1:
+                    receipt.rejected_assets[uids[0]] = str(exc)
+                    continue
+                half = set(uids[: len(uids) // 2])
+                mask = frame.index.get_level_values("unique_identifier").isin(half)
+                pending += [frame[mask], frame[~mask]]
+        return receipt
+
+    def _copy(self, node: Any, secid: int, source_uid: str, target_uids: Sequence[str]) -> int:
         """Write ``source_uid``'s stored bars under each target identifier."""
         targets = [t for t in target_uids if t != source_uid]
         if not targets:
             return 0
-        _, bars = self._nodes()
-        history = frames.to_plain_frame(self._read(bars, [source_uid], None, None))
+        history = frames.to_plain_frame(self._read(node, [source_uid], None, None))
         if history.empty:
             return 0
         copies = [history.assign(unique_identifier=target) for target in targets]
         return self._write(
-            bars, frames.to_node_frame(pd.concat(copies, ignore_index=True)), f"history of SecId {secid}"
+            node, frames.to_node_frame(pd.concat(copies, ignore_index=True)), f"history of SecId {secid}"
         )

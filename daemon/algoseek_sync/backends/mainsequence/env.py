@@ -70,22 +70,23 @@ def load_env_file(path: str, environ: MutableMapping[str, str] | None = None) ->
 
 
 def require_variables(environ: Mapping[str, str] | None = None) -> str:
-    """Raise ConfigError naming the first missing variable; return the endpoint."""
+    """Raise ConfigError naming every missing or malformed variable at once; return the endpoint."""
     environ = os.environ if environ is None else environ
+    problems: list[str] = []
     endpoint = (environ.get(ENDPOINT) or "").strip()
     if not endpoint:
-        raise ConfigError(f"configuration error: environment variable {ENDPOINT} is not set")
-    if not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"configuration error: {ENDPOINT} must be an http(s) URL")
+        problems.append(f"{ENDPOINT} is not set")
+    elif not endpoint.startswith(("http://", "https://")):
+        problems.append(f"{ENDPOINT} must be an http(s) URL")
     if not (environ.get(ACCESS_TOKEN) or "").strip() and not (environ.get(REFRESH_TOKEN) or "").strip():
-        raise ConfigError(
-            f"configuration error: environment variable {ACCESS_TOKEN} (or {REFRESH_TOKEN}) is not set"
-        )
+        problems.append(f"{ACCESS_TOKEN} (or {REFRESH_TOKEN}) is not set")
     project = (environ.get(PROJECT_ID) or "").strip()
     if not project:
-        raise ConfigError(f"configuration error: environment variable {PROJECT_ID} is not set")
-    if not project.isdigit():
-        raise ConfigError(f"configuration error: {PROJECT_ID} must be an integer project id")
+        problems.append(f"{PROJECT_ID} is not set")
+    elif not project.isdigit():
+        problems.append(f"{PROJECT_ID} must be an integer project id")
+    if problems:
+        raise ConfigError(f"configuration error: environment variable {'; '.join(problems)}")
     return endpoint.rstrip("/")
 
 

@@ -8,10 +8,14 @@ rewriting identical rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from algoseek_sync.formats.bars import close_time_index, last_wins
+from algoseek_sync.formats.datasets import Dataset
 
 INDEX = ["time_index", "unique_identifier"]
 MAX_COLUMN = 63
@@ -96,3 +100,47 @@ def changed_rows(new: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
         same &= _same(fresh[col], old[col])
     keep.loc[common] = ~same
     return new[keep.to_numpy()]
+
+
+def published(tables: Sequence[pa.Table], routes: dict[int, list[str]]) -> pd.DataFrame:
+    """Parsed bar tables (one dataset, in delivery order) → one plain row per (time_index, identifier).
+
+    A later table's row wins for the same (SecId, trade date); each SecId's rows are copied
+    to every identifier in ``routes`` (SecIds without one are left out). Integer columns stay
+    integers (pandas ``Int64``), so the table's column types do not depend on the delivery.
+    """
+    table = last_wins(tables)
+    if table is None:
+        return pd.DataFrame(columns=INDEX)
+    take: list[np.ndarray] = []
+    uids: list[str] = []
+    secids = table["secid"].to_numpy()
+    for sid in np.unique(secids).tolist():
+        rows = np.flatnonzero(secids == sid)
+        for uid in routes.get(sid, []):
+            take.append(rows)
+            uids.extend([uid] * len(rows))
+    if not take:
+        return pd.DataFrame(columns=INDEX)
+    picked = table.take(pa.array(np.concatenate(take))).replace_schema_metadata(None)
+    frame = picked.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}.get)
+    frame.insert(0, "unique_identifier", uids)
+    frame.insert(0, "time_index", [close_time_index(d) for d in picked["tradedate"].to_pylist()])
+    return frame
+
+
+def to_bars_frame(node_frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """A bars table as the platform returns it → the ``bars`` columns of the embedded store, sorted."""
+    columns = ["dataset", *INDEX, *dataset.names]
+    if node_frame.empty:
+        return pd.DataFrame(columns=columns)
+    out = to_plain_frame(node_frame)
+    out.insert(0, "dataset", dataset.name)
+    for column in dataset.columns:
+        if column.name not in out.columns:
+            out[column.name] = pd.NA
+        elif column.type in ("int", "date"):
+            out[column.name] = pd.to_numeric(out[column.name], errors="coerce").round().astype("Int64")
+    if "extra" not in out.columns:
+        out["extra"] = None
+    return out[columns]

@@ -17,12 +17,12 @@ from mainsequence.tdag import DataNode, DataNodeConfiguration
 from pydantic import Field
 
 from algoseek_sync.backends.mainsequence.frames import empty_node_frame
+from algoseek_sync.formats.datasets import DATASETS, EXTRA, Dataset
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: the security master is a static snapshot: every row carries this one time
 MASTER_TIME = EPOCH + dt.timedelta(minutes=1)
 MASTER_TABLE = "algoseek_security_master"
-BARS_TABLE = "algoseek_daily_ohlc"
 
 MASTER_COLUMNS: dict[str, tuple[str, str]] = {
     "secid": ("SecId", "Algoseek security id, stable across ticker changes"),
@@ -33,16 +33,18 @@ MASTER_COLUMNS: dict[str, tuple[str, str]] = {
     "isin": ("ISIN", "International Securities Identification Number"),
     "figi": ("FIGIs", "';'-separated FIGIs of the SecId as delivered"),
 }
-BAR_COLUMNS: dict[str, tuple[str, str]] = {
-    "open": ("Open", "Opening price of the trading day"),
-    "high": ("High", "Highest price of the trading day"),
-    "low": ("Low", "Lowest price of the trading day"),
-    "close": ("Close", "Closing price of the trading day"),
-    "volume": ("Volume", "Total volume of the trading day"),
-    "vwap": ("VWAP", "Volume-weighted average price"),
-    "secid": ("SecId", "Algoseek security id the bar was delivered under"),
-    "ticker": ("Ticker", "Ticker on the trade date"),
-}
+EXTRA_COLUMN = (
+    "Extra vendor columns",
+    "Columns the schema does not know, and exact texts of rounded values, as JSON",
+)
+ADJUSTED_SUFFIX = "_adjusted"
+
+
+def bar_columns(dataset: Dataset) -> dict[str, tuple[str, str]]:
+    """Label and description of every column of a dataset's table (the vendor dictionary, our words)."""
+    out = {c.name: (c.label, c.description) for c in dataset.columns}
+    out[EXTRA] = EXTRA_COLUMN
+    return out
 
 
 def table_identifier(base: str, is_demo: bool) -> str:
@@ -71,7 +73,17 @@ class SecurityMasterConfig(DataNodeConfiguration):
 
 
 class DailyBarsConfig(DataNodeConfiguration):
+    """The tutorial's table (primary-exchange daily OHLC): its identity is unchanged since 0.1."""
+
     is_demo: bool = Field(default=False, description="Write the _DEMO tables instead of the production ones")
+
+
+class DatasetBarsConfig(DataNodeConfiguration):
+    """Every other dataset's table, and each dataset's backward-adjusted table."""
+
+    is_demo: bool = Field(default=False, description="Write the _DEMO tables instead of the production ones")
+    dataset: str = Field(description="Algoseek dataset: primary-adjusted or standard-adjusted")
+    adjusted: bool = Field(default=False, description="Backward-adjusted prices and volumes")
 
 
 class FrameNode(DataNode):
@@ -135,27 +147,41 @@ class SecurityMasterNode(FrameNode):
 
 
 class DailyBarsNode(FrameNode):
-    """Daily OHLC bars by (close time UTC, FIGI); depends on the security master node."""
+    """Daily OHLC bars of one dataset by (close time UTC, FIGI); depends on the security master node."""
 
     def __init__(
-        self, config: DailyBarsConfig, *, hash_namespace: str | None = None, test_node: bool = False
+        self,
+        config: DailyBarsConfig | DatasetBarsConfig,
+        *,
+        hash_namespace: str | None = None,
+        test_node: bool = False,
     ):
         super().__init__(config=config, hash_namespace=hash_namespace, test_node=test_node)
         self.is_demo = config.is_demo
+        self.dataset = DATASETS[getattr(config, "dataset", "primary")]
+        self.adjusted = bool(getattr(config, "adjusted", False))
         self.master = SecurityMasterNode(
             SecurityMasterConfig(is_demo=config.is_demo), hash_namespace=hash_namespace
         )
+
+    @classmethod
+    def for_dataset(cls, dataset: str, *, is_demo: bool, adjusted: bool = False) -> DailyBarsNode:
+        if dataset == "primary" and not adjusted:
+            return cls(DailyBarsConfig(is_demo=is_demo))
+        return cls(DatasetBarsConfig(is_demo=is_demo, dataset=dataset, adjusted=adjusted))
 
     def dependencies(self) -> dict[str, DataNode]:
         return {"security_master": self.master}
 
     def get_table_metadata(self) -> Any:
+        base = self.dataset.identifier + (ADJUSTED_SUFFIX if self.adjusted else "")
+        what = "backward-adjusted as of the latest factors, " if self.adjusted else ""
         return msc.TableMetaData(
-            identifier=table_identifier(BARS_TABLE, self.is_demo),
+            identifier=table_identifier(base, self.is_demo),
             data_frequency_id=msc.DataFrequency.one_d,
-            description="Algoseek daily OHLC bars, one row per trading day close (UTC) and FIGI; every FIGI "
-            "of a SecId carries the SecId's full history.",
+            description=f"Algoseek {self.dataset.title}, {what}one row per trading day close (UTC) and FIGI;"
+            " every FIGI of a SecId carries the SecId's full history.",
         )
 
     def get_column_metadata(self) -> list[Any]:
-        return column_metadata(self.frame, BAR_COLUMNS, "daily bar")
+        return column_metadata(self.frame, bar_columns(self.dataset), "daily bar")

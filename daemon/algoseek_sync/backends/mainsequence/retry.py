@@ -72,6 +72,8 @@ class RetryPolicy:
     maximum: float
     total: float
     sleep: Callable[[float], None] = time.sleep
+    #: called before every attempt (the backend keeps the worker's heartbeat fresh with it)
+    on_attempt: Callable[[], None] = lambda: None
 
     def backoff(self, attempt: int) -> float:
         """Equal jitter: half the exponential step fixed, half random, so waits never collapse to 0."""
@@ -112,4 +114,9 @@ class RetryPolicy:
             sleep=self.sleep,
             before_sleep=self._before_sleep,
         )
-        return retrying(fn)
+
+        def attempt() -> T:
+            self.on_attempt()
+            return fn()
+
+        return retrying(attempt)

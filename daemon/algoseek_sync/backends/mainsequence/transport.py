@@ -92,8 +92,22 @@ def transport_failure_response(request: requests.PreparedRequest, exc: BaseExcep
     response.encoding = "utf-8"
     response.headers["Content-Type"] = "application/json"
     response.headers[TRANSPORT_HEADER] = type(exc).__name__
-    response._content = json.dumps({"detail": f"platform unreachable ({type(exc).__name__})"}).encode()
+    response._content = json.dumps({"detail": f"platform unreachable: {why_unreachable(exc)}"}).encode()
     return response
+
+
+def why_unreachable(exc: BaseException) -> str:
+    """A few words an operator recognises: connection refused, timed out, name not resolved."""
+    text = str(exc).lower()
+    if isinstance(exc, requests.Timeout) or "timed out" in text:
+        return "timed out"
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "resolve" in text:
+        return "host name not resolved"
+    if "reset" in text:
+        return "connection reset"
+    return type(exc).__name__
 
 
 def install(session: requests.Session, adapter: BoundedAdapter) -> None:

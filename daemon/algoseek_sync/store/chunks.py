@@ -1,0 +1,311 @@
+"""The embedded store's bar tables: one chunk per (dataset, SecId, month), in the state database.
+
+Writes join the caller's transaction (the worker commits bars and ledger marks together);
+readers in other processes see whole batches or nothing (SQLite WAL). Each SecId's rows
+are kept once; which identifiers (FIGIs) see them is decided at read time by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from algoseek_sync.db import IN_CHUNK, chunked
+from algoseek_sync.formats.bars import arrow_schema, last_wins
+from algoseek_sync.formats.datasets import EXTRA, Dataset
+from algoseek_sync.store import codec
+from algoseek_sync.store.codec import Layout, Records
+
+if TYPE_CHECKING:
+    from algoseek_sync.db import Database
+
+FREQUENCY = "1d"
+
+
+def period_of(tradedate: np.ndarray) -> np.ndarray:
+    """Daily bars are chunked by month: YYYYMMDD → YYYYMM."""
+    return tradedate // 100
+
+
+class Chunks:
+    """Bars of every dataset, as chunks. One instance per database connection."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._datasets: dict[str, int] = {}
+        self._layouts: dict[int, Layout] = {}
+        self._strings: dict[int, str] = {}
+
+    # -- catalogue ---------------------------------------------------------------------
+    def dataset_id(self, name: str, *, create: bool = False) -> int | None:
+        if name not in self._datasets:
+            row = self.db.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                if not create:
+                    return None
+                row = self.db.execute(
+                    "INSERT INTO datasets (name, frequency) VALUES (?, ?) RETURNING id", (name, FREQUENCY)
+                ).fetchone()
+            self._datasets[name] = int(row[0])
+        return self._datasets[name]
+
+    def datasets(self) -> list[str]:
+        """Datasets holding at least one chunk."""
+        rows = self.db.execute(
+            "SELECT name FROM datasets d WHERE EXISTS (SELECT 1 FROM bar_chunks c WHERE c.dataset = d.id)"
+            " ORDER BY name"
+        )
+        return [r[0] for r in rows]
+
+    def layout(self, dataset: Dataset, dataset_id: int) -> Layout:
+        """The current layout of ``dataset``'s records (registered on first use)."""
+        columns = tuple((c.name, c.type) for c in dataset.columns if c.name != "secid")
+        text = json.dumps(columns)
+        row = self.db.execute(
+            "SELECT id FROM chunk_layouts WHERE dataset = ? AND columns = ?", (dataset_id, text)
+        ).fetchone()
+        if row is None:
+            row = self.db.execute(
+                "INSERT INTO chunk_layouts (dataset, columns) VALUES (?, ?) RETURNING id", (dataset_id, text)
+            ).fetchone()
+        layout = Layout(int(row[0]), columns)
+        self._layouts[layout.id] = layout
+        return layout
+
+    def _layouts_by_id(self) -> dict[int, Layout]:
+        for lid, text in self.db.execute("SELECT id, columns FROM chunk_layouts"):
+            if lid not in self._layouts:
+                self._layouts[lid] = Layout(lid, tuple(tuple(c) for c in json.loads(text)))
+        return self._layouts
+
+    # -- strings -------------------------------------------------------------------------
+    def _string_ids(self, texts: Sequence[str]) -> dict[str, int]:
+        """text → id, adding texts not seen before."""
+        found = {
+            t: i for i, t in self.db.select_in("SELECT id, text FROM strings WHERE text IN ({marks})", texts)
+        }
+        missing = [t for t in texts if t not in found]
+        if missing:
+            self.db.conn.executemany("INSERT INTO strings (text) VALUES (?)", [(t,) for t in missing])
+            found.update(
+                {
+                    t: i
+                    for i, t in self.db.select_in(
+                        "SELECT id, text FROM strings WHERE text IN ({marks})", missing
+                    )
+                }
+            )
+        return found
+
+    def _texts(self, ids: Sequence[int]) -> dict[int, str]:
+        wanted = [i for i in ids if i not in self._strings and i != codec.NULL_ID]
+        if wanted:
+            self._strings.update(
+                dict(self.db.select_in("SELECT id, text FROM strings WHERE id IN ({marks})", wanted))
+            )
+        return self._strings
+
+    # -- writing ---------------------------------------------------------------------------
+    def upsert(self, dataset: Dataset, tables: Sequence[pa.Table]) -> int:
+        """Store rows by (SecId, TradeDate); a later table (and a later row) wins. Returns rows written."""
+        table = last_wins(tables)
+        if table is None:
+            return 0
+        dataset_id = self.dataset_id(dataset.name, create=True)
+        assert dataset_id is not None
+        layout = self.layout(dataset, dataset_id)
+        recs = self._records(table, layout)
+        secids = table["secid"].to_numpy()
+        periods = period_of(recs.array["tradedate"].astype(np.int64))
+        starts = np.flatnonzero(np.r_[True, (secids[1:] != secids[:-1]) | (periods[1:] != periods[:-1])])
+        stops = np.r_[starts[1:], len(recs)]
+        keys = list(zip(secids[starts].tolist(), periods[starts].tolist(), strict=True))
+        existing = self._existing(dataset_id, keys)
+        rows = []
+        for (secid, period), start, stop in zip(keys, starts.tolist(), stops.tolist(), strict=True):
+            part, lo, hi = recs, start, stop
+            if (secid, period) in existing:
+                part = _merge(existing[(secid, period)], codec.take(recs, np.arange(start, stop)))
+                lo, hi = 0, len(part)
+            dates = part.array["tradedate"]
+            rows.append(
+                (
+                    dataset_id,
+                    secid,
+                    period,
+                    int(dates[lo]),
+                    int(dates[hi - 1]),
+                    hi - lo,
+                    codec.encode(part, lo, hi),
+                )
+            )
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO bar_chunks (dataset, secid, period, first_date, last_date, rows, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return table.num_rows
+
+    def _records(self, table: pa.Table, layout: Layout) -> Records:
+        columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        texts = {name: table[name] for name in layout.text_columns}
+        uniques = sorted({t for col in texts.values() for t in pc.unique(col).to_pylist() if t is not None})
+        ids = self._string_ids(uniques) if uniques else {}
+        for name, kind in layout.columns:
+            column = table[name]
+            if kind == "text":
+                encoded = pc.dictionary_encode(column).combine_chunks()
+                lookup = np.array(
+                    [ids[t] for t in encoded.dictionary.to_pylist()] + [codec.NULL_ID], np.int32
+                )
+                index = pc.fill_null(encoded.indices, len(lookup) - 1).to_numpy(zero_copy_only=False)
+                columns[name] = (lookup[index], None)
+            elif kind == "time":
+                columns[name] = codec.time_to_micros(column)
+            else:
+                mask = pc.is_null(column).to_numpy(zero_copy_only=False) if column.null_count else None
+                columns[name] = (pc.fill_null(column, 0).to_numpy(zero_copy_only=False), mask)
+        extra: dict[int, str] = {}
+        if table[EXTRA].null_count < table.num_rows:
+            extra = {i: t for i, t in enumerate(table[EXTRA].to_pylist()) if t is not None}
+        return codec.records(layout, columns, extra)
+
+    def _existing(self, dataset_id: int, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Records]:
+        out: dict[tuple[int, int], Records] = {}
+        layouts = self._layouts_by_id()
+        for part in chunked(keys, IN_CHUNK // 2):
+            marks = ",".join("(?, ?)" for _ in part)
+            flat = [v for key in part for v in key]  # type: ignore[union-attr]
+            for secid, period, data in self.db.execute(
+                f"SELECT secid, period, data FROM bar_chunks WHERE dataset = ? AND (secid, period) IN ({marks})",
+                (dataset_id, *flat),
+            ):
+                (recs,) = codec.decode([data], layouts)
+                out[(secid, period)] = recs
+        return out
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(
+        self, dataset: Dataset, secids: Sequence[int], start: int | None = None, end: int | None = None
+    ) -> pa.Table:
+        """Rows of ``secids`` with start <= tradedate <= end, sorted by (secid, tradedate)."""
+        dataset_id = self.dataset_id(dataset.name)
+        if dataset_id is None or not secids:
+            return arrow_schema(dataset).empty_table()
+        lo, hi = (start or 0) // 100, (end or 99999999) // 100
+        rows = self.db.select_in(
+            "SELECT secid, rows, data FROM bar_chunks WHERE dataset = ? AND period BETWEEN ? AND ?"
+            " AND secid IN ({marks}) ORDER BY secid, period",
+            list(secids),
+            (dataset_id, lo, hi),
+        )
+        return self._table(dataset, rows, start, end)
+
+    def read_day(self, dataset: Dataset, day: int) -> pa.Table:
+        """Every SecId's row on ``day`` (YYYYMMDD)."""
+        dataset_id = self.dataset_id(dataset.name)
+        if dataset_id is None:
+            return arrow_schema(dataset).empty_table()
+        rows = self.db.execute(
+            "SELECT secid, rows, data FROM bar_chunks WHERE dataset = ? AND period = ? AND ? BETWEEN first_date"
+            " AND last_date ORDER BY secid",
+            (dataset_id, day // 100, day),
+        )
+        return self._table(dataset, rows, day, day)
+
+    def _table(self, dataset: Dataset, rows: Iterator, start: int | None, end: int | None) -> pa.Table:
+        secids: list[int] = []
+        counts: list[int] = []
+        blobs: list[bytes] = []
+        for secid, count, data in rows:
+            secids.append(secid)
+            counts.append(count)
+            blobs.append(data)
+        if not blobs:
+            return arrow_schema(dataset).empty_table()
+        parts = codec.decode(blobs, self._layouts_by_id())
+        if len(parts) != 1:
+            raise ValueError("chunks of several layouts in one read are not supported by this release")
+        recs = parts[0]
+        secid = np.repeat(np.array(secids, dtype=np.int64), counts)
+        dates = recs.array["tradedate"]
+        keep = np.ones(len(recs), dtype=bool)
+        if start is not None:
+            keep &= dates >= start
+        if end is not None:
+            keep &= dates <= end
+        if not keep.all():
+            picked = np.flatnonzero(keep)
+            recs, secid = codec.take(recs, picked), secid[picked]
+        return self._to_arrow(dataset, recs, secid)
+
+    def _to_arrow(self, dataset: Dataset, recs: Records, secid: np.ndarray) -> pa.Table:
+        schema = arrow_schema(dataset)
+        stored = dict(recs.layout.columns)
+        arrays: list[pa.Array] = []
+        for field in schema:
+            name = field.name
+            if name == "secid":
+                arrays.append(pa.array(secid, pa.int64()))
+            elif name == EXTRA:
+                arrays.append(pa.array([recs.extra.get(i) for i in range(len(recs))], pa.string()))
+            elif name not in stored:
+                arrays.append(pa.nulls(len(recs), field.type))
+            else:
+                arrays.append(self._column(recs, name, stored[name], field.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    def _column(self, recs: Records, name: str, kind: str, type_: pa.DataType) -> pa.Array:
+        values = recs.array[name]
+        mask = codec.null_mask(recs, name)
+        if kind == "text":
+            texts = self._texts(np.unique(values).tolist())
+            return pa.array(
+                [texts.get(i) if i != codec.NULL_ID else None for i in values.tolist()], pa.string()
+            )
+        if kind == "time":
+            return pa.array(codec.micros_to_time(values, mask), pa.string())
+        return pa.array(np.ascontiguousarray(values), type=type_, mask=mask if mask.any() else None)
+
+    def latest_factors(self, dataset: Dataset, secids: Sequence[int]) -> dict[int, tuple[float, float]]:
+        """SecId → (CumulativePriceFactor, CumulativeVolumeFactor) of its last stored day."""
+        dataset_id = self.dataset_id(dataset.name)
+        if dataset_id is None or not dataset.has_factors:
+            return {}
+        out: dict[int, tuple[float, float]] = {}
+        layouts = self._layouts_by_id()
+        for secid in secids:
+            row = self.db.execute(
+                "SELECT data FROM bar_chunks WHERE dataset = ? AND secid = ? ORDER BY period DESC LIMIT 1",
+                (dataset_id, secid),
+            ).fetchone()
+            if row is None:
+                continue
+            (recs,) = codec.decode([row[0]], layouts)
+            known = ~(
+                codec.null_mask(recs, "cumulativepricefactor")
+                | codec.null_mask(recs, "cumulativevolumefactor")
+            )
+            if not known.any():
+                continue  # the last month carries no factors: nothing to adjust against
+            last = recs.array[np.flatnonzero(known)[-1]]
+            out[secid] = (float(last["cumulativepricefactor"]), float(last["cumulativevolumefactor"]))
+        return out
+
+    def size(self) -> tuple[int, int]:
+        """(chunks, stored rows) over every dataset."""
+        row = self.db.execute("SELECT count(*), coalesce(sum(rows), 0) FROM bar_chunks").fetchone()
+        return int(row[0]), int(row[1])
+
+
+def _merge(existing: Records, new: Records) -> Records:
+    """A stored chunk with new rows: a new row replaces the stored one of its day."""
+    kept = np.flatnonzero(~np.isin(existing.array["tradedate"], new.array["tradedate"]))
+    merged = codec.concat([codec.take(existing, kept), new])
+    order = np.argsort(merged.array["tradedate"], kind="stable")
+    return codec.take(merged, order) if (np.diff(order) != 1).any() else merged
