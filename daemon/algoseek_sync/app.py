@@ -84,6 +84,7 @@ def run_once(app: App, *, max_rounds: int = 5) -> CycleStats:
     for _ in range(max_rounds):
         result = reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
         app.problems.replace("drop", result.problems)
+        total.unreadable = len(result.problems)
         stats = app.worker.cycle()
         total.add(stats)
         if stats.deferred or stats.error:

@@ -10,6 +10,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from algoseek_sync.errors import ConfigError
+
 
 class WorkerLock:
     """An advisory ``flock`` on a file in the state directory, released on close or process exit."""
@@ -20,8 +22,13 @@ class WorkerLock:
 
     def acquire(self) -> bool:
         """Take the lock without waiting; False when another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise ConfigError(
+                f"configuration error: 'state.dir' {self.path.parent}: cannot create the worker lock: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -36,10 +43,17 @@ class WorkerLock:
         """True when another live process holds the lock (a daemon is running)."""
         if self._fd is not None:
             return False
-        if self.acquire():
-            self.release()
+        try:  # read-only: `status` may run as a user who cannot write the state directory
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return False
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def release(self) -> None:
         if self._fd is not None:

@@ -24,17 +24,18 @@ OUTCOMES = (
 
 def summary(stats: CycleStats) -> str:
     counts = ", ".join(f"{name.replace('_master', '')} {stats.outcomes.get(name, 0)}" for name in OUTCOMES)
-    return f"processed {stats.files} file version(s): {counts}; wrote {stats.rows_written} row(s)"
+    unreadable = f"; {stats.unreadable} unreadable director(ies), see status" if stats.unreadable else ""
+    return f"processed {stats.files} file version(s): {counts}; wrote {stats.rows_written} row(s){unreadable}"
 
 
 def exit_code(stats: CycleStats) -> int:
     """69 when work stays queued (backend or state database unavailable), 70 when a cycle failed,
-    1 when a file of this run ended quarantined or skipped, else 0."""
+    1 when a file of this run ended quarantined or skipped or a directory could not be read, else 0."""
     if stats.deferred:
         return EX_UNAVAILABLE
     if stats.error or stats.outcomes.get("failed"):
         return EX_SOFTWARE
-    if stats.outcomes.get("quarantined") or stats.outcomes.get("skipped"):
+    if stats.outcomes.get("quarantined") or stats.outcomes.get("skipped") or stats.unreadable:
         return EX_PROBLEMS
     return EX_OK
 

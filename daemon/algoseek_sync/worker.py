@@ -78,6 +78,7 @@ class CycleStats:
     rows_written: int = 0
     deferred: bool = False  # the backend or the state database is unavailable: work stays queued
     error: str = ""  # the cycle itself failed (logged as cycle_failed)
+    unreadable: int = 0  # directories of the drop that could not be listed (run --once)
     results: list[FileResult] = field(default_factory=list)
 
     @property
