@@ -20,8 +20,9 @@ from algoseek_sync.formats.bars import (
 )
 from algoseek_sync.formats.datasets import DATASETS, EXTRA, recognise
 from algoseek_sync.formats.figi import custom_identifier, figi_check_digit, figi_problem, is_valid_figi
-from algoseek_sync.formats.master import parse_master, resolve_ticker, split_tokens
+from algoseek_sync.formats.master import parse_master, split_tokens
 from algoseek_sync.formats.names import classify, is_temporary
+from algoseek_sync.formats.tickers import resolve_ticker
 from algoseek_sync.problems import Problem
 from conftest import AAPL_SAMPLE, MASTER_SAMPLE
 

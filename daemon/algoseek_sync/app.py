@@ -14,6 +14,7 @@ from algoseek_sync.db import Database
 from algoseek_sync.errors import ConfigError
 from algoseek_sync.ledger import Ledger
 from algoseek_sync.problems import Problems
+from algoseek_sync.quality.monitor import Quality
 from algoseek_sync.scan import reconcile
 from algoseek_sync.securities import Securities
 from algoseek_sync.worker import CycleStats, Worker
@@ -30,6 +31,7 @@ class App:
     problems: Problems
     backend: Backend
     worker: Worker
+    quality: Quality
 
     def close(self) -> None:
         self.worker.close()
@@ -56,8 +58,9 @@ def open_app(settings: Settings, *, readonly: bool = False) -> App:
     securities = Securities(db)
     problems = Problems(db)
     backend = open_backend(settings, db)
-    worker = Worker(settings, db, ledger, securities, problems, backend)
-    return App(settings, db, ledger, securities, problems, backend, worker)
+    quality = Quality(db, settings.quality, securities, backend)
+    worker = Worker(settings, db, ledger, securities, problems, backend, quality)
+    return App(settings, db, ledger, securities, problems, backend, worker, quality)
 
 
 def check_drop_dir(settings: Settings) -> None:

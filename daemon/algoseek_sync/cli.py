@@ -227,6 +227,89 @@ def assets(ctx: click.Context, dataset: str | None, fmt: str) -> None:
         click.echo(frame.to_string(index=False) if len(frame) else "no assets")
 
 
+@main.command()
+@click.option("--secid", type=int, help="Findings of one SecId.")
+@click.option("--ticker", help="Findings of the SecId that carries this ticker (case-sensitive).")
+@click.option("--figi", help="Findings of the SecId of this FIGI (or custom id).")
+@click.option("--kind", help="Only this kind (see README: missing_session, stale_price, …).")
+@click.option("--severity", type=click.Choice(["error", "warning", "info"]), help="Only this severity.")
+@click.option("--since", help="Findings ending on or after this trade date (YYYY-MM-DD).")
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Only this dataset.")
+@click.option("--resolved", is_flag=True, help="Include findings a later delivery resolved.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.pass_context
+@handle_errors
+def quality(
+    ctx: click.Context,
+    secid: int | None,
+    ticker: str | None,
+    figi: str | None,
+    kind: str | None,
+    severity: str | None,
+    since: str | None,
+    dataset: str | None,
+    resolved: bool,
+    fmt: str,
+) -> None:
+    """Data-quality findings of the stored bars: gaps, impossible bars, stale prices, jumps, deliveries."""
+    if sum(x is not None for x in (secid, ticker, figi)) > 1:
+        raise click.UsageError("give at most one of --secid, --ticker, --figi")
+    since = _date(since, "--since")
+    from algoseek_sync.app import open_app
+    from algoseek_sync.quality.findings import Filter
+    from algoseek_sync.quality.views import format_findings
+    from algoseek_sync.views import secids_named
+
+    app = open_app(settings_of(ctx), readonly=True)
+    try:
+        secids = secids_named(app, secid=secid, ticker=ticker, figi=figi)
+        chosen = Filter(
+            secids=secids,
+            kind=kind,
+            severity=severity,
+            since=int(since.replace("-", "")) if since else None,
+            dataset=dataset,
+            include_resolved=resolved,
+        )
+        rows = app.quality.findings.query(chosen)
+    finally:
+        app.close()
+    click.echo(format_findings(rows, fmt))
+
+
+@main.command()
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file (one self-contained HTML page).",
+)
+@click.option(
+    "--secid",
+    "secids",
+    type=int,
+    multiple=True,
+    help="Chart this SecId (repeatable; default: the SecId with the most open findings).",
+)
+@click.option("--ticker", help="Chart the SecId that carries this ticker (case-sensitive).")
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Dataset (default: the only one stored).")
+@click.pass_context
+@handle_errors
+def report(
+    ctx: click.Context, html_path: Path, secids: tuple[int, ...], ticker: str | None, dataset: str | None
+) -> None:
+    """An HTML data-quality report: coverage heatmap, open findings, price charts with events and findings."""
+    from algoseek_sync.quality.report import write_report
+
+    size, seconds = write_report(
+        settings_of(ctx), html_path, secids=list(secids), ticker=ticker, dataset=dataset
+    )
+    click.echo(f"wrote {html_path} ({size:,} bytes) in {seconds:.1f} s")
+
+
 @main.command("check-config")
 @click.pass_context
 @handle_errors
@@ -306,8 +389,20 @@ def reprocess(
 @click.option("--aggregation", type=click.Choice(["secid", "tradedate"]), default="secid", show_default=True)
 @click.option("--compression", type=click.Choice(["gz", "none"]), default="gz", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--plant-problems",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Plant one data-quality problem of each kind and write the findings they must cause to this JSON file.",
+)
 def generate(
-    directory: Path, secids: int, days: int, schema: str, aggregation: str, compression: str, seed: int
+    directory: Path,
+    secids: int,
+    days: int,
+    schema: str,
+    aggregation: str,
+    compression: str,
+    seed: int,
+    plant_problems: Path | None,
 ) -> None:
     """Write a realistic synthetic drop (master + bar files) into DIRECTORY."""
     from algoseek_sync.generate import DropSpec, generate_drop
@@ -315,12 +410,19 @@ def generate(
     spec = DropSpec(
         secids=secids,
         days=days,
-        schema=schema,
+        schema=schema,  # type: ignore[arg-type]
         aggregation=aggregation,  # type: ignore[arg-type]
-        compression=compression,
+        compression=compression,  # type: ignore[arg-type]
         seed=seed,
-    )  # type: ignore[arg-type]
+        open_quirks=0.0 if plant_problems else DropSpec.open_quirks,
+    )
     manifest = generate_drop(directory, spec)
     click.echo(
         f"wrote {len(manifest.bar_paths)} bar file(s), {manifest.rows} row(s) and a master to {directory}"
     )
+    if plant_problems:
+        from algoseek_sync.plant import plant
+
+        planted = plant(directory, spec, manifest, seed)
+        plant_problems.write_text(json.dumps([p.as_dict() for p in planted], indent=1) + "\n")
+        click.echo(f"planted {len(planted)} expected finding(s), listed in {plant_problems}")

@@ -110,6 +110,28 @@ class HealthConfig(_Section):
     backend_check_seconds: float = Field(gt=0)
 
 
+class QualityConfig(_Section):
+    """Data-quality checks of stored bars (quality/)."""
+
+    enabled: bool
+    calendar: str = Field(min_length=1)
+    stale_sessions: int = Field(ge=2)
+    jump_threshold: float = Field(gt=0)
+    expected_by: str
+
+    @field_validator("expected_by")
+    @classmethod
+    def _due(cls, value: str) -> str:
+        if value.strip():
+            from algoseek_sync.quality.calendar import parse_expected_by
+
+            try:
+                parse_expected_by(value)
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"{value!r} is not 'HH:MM Area/City' ({exc})") from None
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"]
     format: Literal["auto", "json", "console"]
@@ -126,6 +148,7 @@ class Settings(_Section):
     mainsequence: MainSequenceConfig
     metrics: MetricsConfig
     health: HealthConfig
+    quality: QualityConfig
     logging: LoggingConfig
     source: str = "defaults"
 

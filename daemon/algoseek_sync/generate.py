@@ -120,6 +120,8 @@ class DropSpec:
     first_secid: int = 10000
     bucket_dirs: bool = False
     seed: int = 0
+    #: share of days whose Open lies outside [Low, High], as in real files (AAPL 20191220)
+    open_quirks: float = 0.002
 
 
 @dataclass(frozen=True)
@@ -238,67 +240,23 @@ def _letters(n: int) -> str:
 # --------------------------------------------------------------------------- calendar
 
 
-def _nth_weekday(year: int, month: int, weekday: int, nth: int) -> dt.date:
-    """nth (1-based; -1 = last) given weekday (Mon=0) of a month."""
-    if nth > 0:
-        first = dt.date(year, month, 1)
-        return first + dt.timedelta(days=(weekday - first.weekday()) % 7 + 7 * (nth - 1))
-    last = dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)
-    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
+@lru_cache(maxsize=1)
+def _sessions() -> np.ndarray:
+    """NYSE sessions (exchange_calendars, as the quality checks use) far enough ahead for any spec."""
+    from algoseek_sync.quality.calendar import build
 
-
-def _easter(year: int) -> dt.date:
-    """Gregorian Easter (anonymous algorithm), for Good Friday."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    g = (8 * b + 13) // 25
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    m = (32 + 2 * e + 2 * i - h - k) % 7
-    n = (h + m - 7 * ((a + 11 * h + 22 * m) // 451) + 114) // 31
-    p = (h + m - 7 * ((a + 11 * h + 22 * m) // 451) + 114) % 31
-    return dt.date(year, n, p + 1)
-
-
-@lru_cache(maxsize=64)
-def us_market_holidays(year: int) -> frozenset[dt.date]:
-    """Regular NYSE full-day holidays (no one-off closures), so bars skip them like real data."""
-
-    def observed(day: dt.date) -> dt.date:
-        if day.weekday() == 5:
-            return day - dt.timedelta(days=1)
-        if day.weekday() == 6:
-            return day + dt.timedelta(days=1)
-        return day
-
-    days = {
-        _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
-        _nth_weekday(year, 2, 0, 3),  # Washington's Birthday
-        _easter(year) - dt.timedelta(days=2),  # Good Friday
-        _nth_weekday(year, 5, 0, -1),  # Memorial Day
-        observed(dt.date(year, 7, 4)),
-        _nth_weekday(year, 9, 0, 1),  # Labor Day
-        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
-        observed(dt.date(year, 12, 25)),
-    }
-    new_year = dt.date(year, 1, 1)
-    if new_year.weekday() != 5:  # NYSE does not close on the Friday before a Saturday New Year
-        days.add(observed(new_year))
-    if year >= 2022:
-        days.add(observed(dt.date(year, 6, 19)))  # Juneteenth
-    return frozenset(days)
+    return build("XNYS", years_ahead=10).dates
 
 
 @lru_cache(maxsize=64)
 def trading_days(start: str, n: int) -> tuple[str, ...]:
-    """The first ``n`` trading days (YYYYMMDD) on or after ``start``."""
-    day = dt.datetime.strptime(start, "%Y%m%d").date()
-    out: list[str] = []
-    while len(out) < n:
-        if day.weekday() < 5 and day not in us_market_holidays(day.year):
-            out.append(day.strftime("%Y%m%d"))
-        day += dt.timedelta(days=1)
-    return tuple(out)
+    """The first ``n`` NYSE sessions (YYYYMMDD) on or after ``start``."""
+    sessions = _sessions()
+    first = int(np.searchsorted(sessions, int(start)))
+    days = sessions[first : first + n]
+    if len(days) < n:
+        raise ValueError(f"{n} sessions from {start} run past the calendar's end ({sessions[-1]})")
+    return tuple(str(d) for d in days.tolist())
 
 
 def trade_dates(spec: DropSpec, extra: int = 0) -> list[str]:
@@ -525,7 +483,7 @@ def _series(spec: DropSpec, secids: list[int], idx: list[int]) -> dict[str, list
     span = close * sigma_s * 100
     high_c = np.maximum(open_c, close_c) + np.ceil(span * u[:, :, 3])
     low_c = np.maximum(np.minimum(open_c, close_c) - np.ceil(span * u[:, :, 4]), 1)
-    quirk = u[:, :, 19] < 0.002  # Open outside [Low, High], as in real files (AAPL 20191220)
+    quirk = u[:, :, 19] < spec.open_quirks  # Open outside [Low, High], as in real files (AAPL 20191220)
     open_c = np.where(quirk, high_c + 1 + np.floor(u[:, :, 22] * 5), open_c)
 
     volume = np.floor(vol_base * np.exp(1.2 * (u[:, :, 5] - 0.5)) * ratio) + 100

@@ -23,6 +23,7 @@ from algoseek_sync.config import parse_listen
 from algoseek_sync.errors import ConfigError, TemporaryFailure
 from algoseek_sync.ledger import FileState, Ledger
 from algoseek_sync.problems import KINDS
+from algoseek_sync.quality.checks import SEVERITY
 from algoseek_sync.worker import FileResult
 
 log = structlog.get_logger("algoseek_sync.metrics")
@@ -126,6 +127,24 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.findings = Gauge(
+            "algoseek_sync_quality_findings",
+            "Open data-quality findings (algoseek-sync quality), by kind and severity.",
+            ["kind", "severity"],
+            registry=r,
+        )
+        self.delivery_late = Gauge(
+            "algoseek_sync_delivery_late",
+            "1 while the last completed session's delivery is late (quality.expected_by), else 0.",
+            registry=r,
+        )
+        self.last_delivered = Gauge(
+            "algoseek_sync_last_delivered_session_timestamp_seconds",
+            "Close (Unix time) of the newest trading session delivered.",
+            registry=r,
+        )
+        for kind, severity in SEVERITY.items():
+            self.findings.labels(kind, severity).set(0)
         for kind in KINDS:  # every series exists from the start, so alert rules see zeros
             self.problems.labels(kind)
             self.open_problems.labels(kind).set(0)
@@ -161,6 +180,16 @@ class Metrics:
         self.quarantined.set(ledger.newest_in(FileState.QUARANTINED))
         for kind in set(KINDS) | set(problems):
             self.open_problems.labels(kind).set(problems.get(kind, 0))
+
+    def refresh_quality(
+        self, findings: dict[tuple[str, str], int], late: bool | None, last_close: float | None
+    ) -> None:
+        """Gauges of the data-quality checks (every few seconds; the late check itself once a minute)."""
+        for kind, severity in set(SEVERITY.items()) | set(findings):
+            self.findings.labels(kind, severity).set(findings.get((kind, severity), 0))
+        self.delivery_late.set(1 if late else 0)
+        if last_close:
+            self.last_delivered.set(last_close)
 
     def instrument(self, backend: Backend) -> None:
         """Count registration outcomes by wrapping this backend instance's ``ensure_assets``."""

@@ -160,6 +160,35 @@ CREATE TABLE bar_chunks (
     PRIMARY KEY (dataset, secid, period)
 );
 CREATE INDEX bar_chunks_period ON bar_chunks (dataset, period);
+-- Data quality (quality/): findings of the checks, open until a later delivery fixes them.
+CREATE TABLE findings (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,        -- error | warning | info
+    dataset TEXT NOT NULL,         -- '*' for findings about every dataset (late delivery)
+    secid INTEGER NOT NULL,        -- -1 when not about one SecId
+    unique_identifier TEXT,        -- the SecId's current FIGI (or custom id) when found
+    start_date INTEGER NOT NULL,   -- YYYYMMDD, 0 when not about a day
+    end_date INTEGER,
+    observed TEXT,                 -- JSON: the values that made it a finding
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    resolved_at REAL,
+    UNIQUE (kind, dataset, secid, start_date)
+);
+CREATE INDEX findings_open ON findings (resolved_at, kind);
+CREATE INDEX findings_secid ON findings (secid, dataset);
+CREATE TABLE quality_state (
+    dataset TEXT PRIMARY KEY,
+    last_session INTEGER NOT NULL  -- the newest trade date delivered
+);
+CREATE TABLE calendar_sessions (
+    name TEXT PRIMARY KEY,
+    built_at REAL NOT NULL,
+    version TEXT NOT NULL,
+    dates BLOB NOT NULL,           -- int64 YYYYMMDD
+    closes BLOB NOT NULL           -- float64 epoch seconds
+);
 -- Platform backend: the latest factors its adjusted tables were computed with (backends/mainsequence/adjusted.py).
 CREATE TABLE platform_factors (
     dataset TEXT NOT NULL,

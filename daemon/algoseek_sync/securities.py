@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from algoseek_sync.backends.base import AssetReport, AssetSpec
 from algoseek_sync.db import Database
-from algoseek_sync.formats.master import SecurityMaster, TickerSpan
+from algoseek_sync.formats.tickers import TickerSpan
+
+if TYPE_CHECKING:
+    from algoseek_sync.formats.master import SecurityMaster
 
 
 def asset_specs(master: SecurityMaster) -> list[AssetSpec]:
@@ -238,6 +241,36 @@ class Securities:
                 (secid,),
             )
         ]
+
+    def listing(self, secids: Sequence[int]) -> dict[int, list[tuple[int, int]]]:
+        """SecId → its listing periods (the master's ticker date ranges) as YYYYMMDD pairs."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for secid, start, end in self.db.select_in(
+            "SELECT secid, start_date, end_date FROM tickers WHERE secid IN ({marks})", list(secids)
+        ):
+            out.setdefault(secid, []).append((int(start.replace("-", "")), int(end.replace("-", ""))))
+        return out
+
+    def listed_on(self, day: int) -> set[int]:
+        """SecIds of the master in force listed on ``day`` (YYYYMMDD): a ticker span covers it."""
+        iso = f"{day // 10000:04d}-{day // 100 % 100:02d}-{day % 100:02d}"
+        rows = self.db.execute(
+            "SELECT DISTINCT t.secid FROM tickers t WHERE ? BETWEEN t.start_date AND t.end_date"
+            " AND EXISTS (SELECT 1 FROM secid_assets a WHERE a.secid = t.secid AND a.active = 1)",
+            (iso,),
+        )
+        return {r[0] for r in rows}
+
+    def latest_uids(self, secids: Sequence[int]) -> dict[int, str]:
+        """SecId → its current identifier (the latest FIGI, or its custom id)."""
+        out: dict[int, str] = {}
+        for secid, uid in self.db.select_in(
+            "SELECT secid, unique_identifier FROM secid_assets WHERE active = 1 AND secid IN ({marks})"
+            " ORDER BY is_latest",
+            list(secids),
+        ):
+            out[secid] = uid  # ordered by is_latest: the latest one comes last and wins
+        return out
 
     def ticker_spans(self, ticker: str) -> list[TickerSpan]:
         rows = self.db.execute(

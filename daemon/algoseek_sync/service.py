@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+import numpy as np
 import structlog
 
 from algoseek_sync.app import App, open_app
@@ -39,6 +40,8 @@ from algoseek_sync.lock import WorkerLock
 from algoseek_sync.metrics import HttpServer, Metrics
 from algoseek_sync.notify import Notifier
 from algoseek_sync.observer import Watcher
+from algoseek_sync.quality.monitor import Quality
+from algoseek_sync.securities import Securities
 from algoseek_sync.stability import StabilityGate
 from algoseek_sync.worker import FileResult
 
@@ -48,6 +51,7 @@ STOP_BUDGET_S = 8.5  # SIGTERM → exit within 10 s, with margin
 MAX_RESTARTS = 3  # observer restarts allowed per RESTART_WINDOW_S
 RESTART_WINDOW_S = 60.0
 FACTS_EVERY_S = 1.0  # health facts and the meta rows behind `status --health`
+LATE_CHECK_S = 60.0  # the late-delivery check runs on the daemon's clock
 CLOSE_TIMEOUT_S = 600.0  # a writer seen writing that never closes is taken after 10 min of quiet
 
 
@@ -272,8 +276,10 @@ class Service:
     # -- main thread: supervision -------------------------------------------------------------
     def _supervise(self, db: Database) -> None:
         ledger = Ledger(db)
+        quality = Quality(db, self.settings.quality, Securities(db), self.app.backend)
         interval = self.notifier.watchdog_interval()
-        next_ping = next_status = next_refresh = next_facts = 0.0
+        next_ping = next_status = next_refresh = next_facts = next_late = 0.0
+        late: tuple[bool | None, float | None] = (None, None)
         announced = False
         status = ""
         while not self.stopping.wait(self.tick):
@@ -288,10 +294,14 @@ class Service:
                 announced = True
                 self.notifier.ready(self._status_text(ledger))
                 log.info("daemon_ready", observer=self.watcher.choice.kind)
+            if self.ready.is_set() and now >= next_late:
+                next_late = now + LATE_CHECK_S
+                late = self._late(quality, late)
             if now >= next_refresh:
                 next_refresh = now + 2.0
                 self.metrics.refresh(ledger, self.app.problems.counts())
                 self.metrics.candidates.set(len(self.gate))
+                self.metrics.refresh_quality(quality.findings.counts(), *late)
             if announced and now >= next_status:
                 next_status = now + 2.0
                 text = self._status_text(ledger)
@@ -320,6 +330,27 @@ class Service:
                 backend_down_since=self._backend[0],
                 backend_error=self._backend[1] if self._backend[0] else "",
             )
+
+    @staticmethod
+    def _late(quality: Quality, was: tuple[bool | None, float | None]) -> tuple[bool | None, float | None]:
+        """The late-delivery check on the daemon's clock, and the newest delivered session's close.
+
+        Contained: a failure (no calendar, say) is logged and the gauges keep their values.
+        """
+        try:
+            late = quality.tick()
+            last = quality.last_delivered() if quality.config.enabled else None
+            close = (
+                quality.sessions.close_of(last)
+                if last and quality.sessions.is_session(np.array([last]))[0]
+                else None
+            )
+        except Exception as exc:
+            log.warning("late_check_failed", error=f"{type(exc).__name__}: {exc}")
+            return was
+        if late and not was[0]:
+            log.warning("delivery_late", last_delivered=last)
+        return late, close
 
     def _status_text(self, ledger: Ledger) -> str:
         last = self.app.worker.last_file or "none yet"

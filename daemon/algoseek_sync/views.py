@@ -14,11 +14,12 @@ import pandas as pd
 from algoseek_sync.app import App
 from algoseek_sync.errors import UserInputError
 from algoseek_sync.formats.datasets import DATASETS
-from algoseek_sync.formats.master import resolve_ticker
+from algoseek_sync.formats.tickers import resolve_ticker
 from algoseek_sync.health import assess, read_facts
 from algoseek_sync.ledger import FileState
 from algoseek_sync.lock import WorkerLock
 from algoseek_sync.problems import KINDS
+from algoseek_sync.quality.findings import Filter
 
 PROBLEMS_SHOWN = 20
 PROBLEMS_JSON = 200
@@ -73,6 +74,7 @@ def status(app: App) -> dict[str, Any]:
         "skipped": ledger.listing([FileState.SKIPPED], limit=20),
         "deferred": ledger.deferred(),
         "problems": {"counts": problems.counts(), "recent": problems.recent(PROBLEMS_JSON)},
+        "quality": quality_summary(app),
         "assets": securities.asset_counts(),
         "registrations": securities.registration_problems(),
         "last_success": _iso(last) if last else None,
@@ -124,6 +126,11 @@ def format_status(data: dict[str, Any]) -> str:
             f"  {r['unique_identifier']} (SecId {r['secid']}) {r['state']}: {r['last_error']}"
             for r in data["registrations"]
         ]
+    if data["quality"]["open"]:
+        per_kind = ", ".join(f"{k} {n}" for k, n in sorted(data["quality"]["open"].items()))
+        lines.append(f"data quality: {per_kind} (algoseek-sync quality)")
+    if data["quality"]["late"]:
+        lines.append(f"delivery late: {data['quality']['late']}")
     counts = data["problems"]["counts"]
     if counts:
         lines.append(
@@ -151,6 +158,19 @@ def problem_kinds() -> dict[str, str]:
     return dict(KINDS)
 
 
+def quality_summary(app: App) -> dict[str, Any]:
+    """Open findings per kind, the last delivered session and whether a delivery is late."""
+    counts: dict[str, int] = {}
+    for (kind, _), n in app.quality.findings.counts().items():
+        counts[kind] = counts.get(kind, 0) + n
+    late = [f for f in app.quality.findings.query(Filter(kind="late_delivery"))]
+    return {
+        "open": counts,
+        "last_delivered": app.quality.last_delivered(),
+        "late": f"session {late[0]['start_date']} not delivered yet" if late else None,
+    }
+
+
 # -- bars ---------------------------------------------------------------------------------------
 
 
@@ -165,6 +185,16 @@ def pick_dataset(present: list[str], requested: str | None) -> str:
     if not present:
         raise UserInputError("no bars stored yet: nothing to show")
     raise UserInputError(f"several datasets are stored ({', '.join(present)}): choose one with --dataset")
+
+
+def secids_named(app: App, *, secid: int | None, ticker: str | None, figi: str | None) -> list[int]:
+    """The SecIds a --secid / --ticker / --figi filter names (empty: no filter)."""
+    if secid is not None:
+        return [secid]
+    if ticker is None and figi is None:
+        return []
+    uids = resolve_uids(app, figi=figi, secid=None, ticker=ticker, on=None)
+    return sorted(app.securities.secids_with_uids(uids))
 
 
 def resolve_uids(

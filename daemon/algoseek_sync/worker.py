@@ -45,6 +45,7 @@ from algoseek_sync.securities import Securities, asset_specs
 
 if TYPE_CHECKING:
     from algoseek_sync.formats.bars import BarFile
+    from algoseek_sync.quality.monitor import Quality
 
 log = structlog.get_logger("algoseek_sync.worker")
 
@@ -136,8 +137,10 @@ class Worker:
         securities: Securities,
         problems: Problems,
         backend: Backend,
+        quality: Quality | None = None,
     ) -> None:
         self.settings = settings
+        self.quality = quality
         self.db = db
         self.ledger = ledger
         self.securities = securities
@@ -544,9 +547,11 @@ class Worker:
                     prepared = future.result()
                     ahead = self._read_ahead() if not should_stop() else None
                     self._plan(prepared[1])
+                    seen = len(stats.results)
                     self._write(stats, *prepared)
                 finally:
                     self._release(versions)
+                self._check_quality(prepared[1], stats.results[seen:])
                 if stats.deferred:
                     break
         finally:
@@ -592,6 +597,43 @@ class Worker:
                 notes.append(foreign)
             parsed.append(_Parsed(version, content, bars, started, notes))
         return finals, parsed
+
+    def _check_quality(self, parsed: Sequence[_Parsed], results: Sequence[FileResult]) -> None:
+        """Data-quality checks of what this batch stored; they never stop or slow down what follows."""
+        if self.quality is None:
+            return
+        from algoseek_sync.quality.monitor import Affected, Delivery
+
+        stored = {r.path for r in results if r.outcome in ("done", "waiting_master")}
+        affected = Affected()
+        for p in parsed:
+            if p.version.path not in stored or p.writable is None:
+                continue
+            table = p.writable.table
+            dates = table["tradedate"].to_numpy()
+            affected.add(p.bars.dataset.name, set(table["secid"].to_numpy().tolist()), int(dates.max()))
+            name = classify(p.version.path, self.settings.drop.master_glob)
+            if name.aggregation == "tradedate":
+                affected.deliveries.append(Delivery(p.bars.dataset.name, int(name.key), set(p.bars.secids)))
+        if not affected.secids:
+            return
+        try:
+            self.quality.after_batch(affected)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:  # contained: ingestion goes on, the failure is visible
+            log.exception("quality_failed", error=f"{type(exc).__name__}: {exc}")
+            self.problems.add(
+                "daemon",
+                [
+                    Problem(
+                        "cycle_failed",
+                        f"quality checks: {type(exc).__name__}: {exc}",
+                        "ingestion continues; re-checked on the next delivery",
+                    )
+                ],
+            )
+            self._cycle_problem = True
 
     def close(self) -> None:
         if self._pool is not None:

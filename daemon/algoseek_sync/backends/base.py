@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from algoseek_sync.formats.bars import BarFile
 
@@ -138,6 +139,8 @@ class Backend(ABC):
     transactional: bool = False
     #: called during long operations: "still working, the next sign comes within N seconds"
     keepalive: Callable[[float], None] = staticmethod(_no_keepalive)
+    #: True when data-quality findings are published to the store (the platform's table)
+    publishes_findings: bool = False
 
     @abstractmethod
     def check(self, *, quick: bool = False) -> str:
@@ -172,6 +175,17 @@ class Backend(ABC):
     @abstractmethod
     def copy_history(self, copies: HistoryCopies) -> Receipt:
         """Give identifiers that became writable every stored bar of their SecId."""
+
+    @abstractmethod
+    def history(self, dataset: str, secids: Sequence[int], routes: dict[int, list[str]]) -> pa.Table:
+        """Every stored row of ``secids`` in ``dataset``, typed as parsed, sorted by (secid, tradedate).
+
+        ``routes`` names the identifiers each SecId is published under (a remote store reads one).
+        """
+
+    def write_findings(self, findings: Sequence[dict[str, object]]) -> Receipt:
+        """Publish these SecIds' data-quality findings (only where ``publishes_findings``)."""
+        return Receipt()
 
     @abstractmethod
     def datasets(self) -> list[str]:

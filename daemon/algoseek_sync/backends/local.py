@@ -5,6 +5,9 @@ bars and the ledger's ``done`` marks commit together (``transactional``). Bars a
 once per SecId (see :mod:`algoseek_sync.store.chunks`); the identifiers (FIGIs) that see
 them are looked up at read time in the SecId → asset mapping, so a FIGI added to a SecId
 sees its whole history at once, with nothing copied.
+
+numpy, pyarrow and pandas are imported where they are used: a ``run --once`` with nothing
+to do never loads them (a whole run on one changed file stays well under half a second).
 """
 
 from __future__ import annotations
@@ -12,11 +15,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from algoseek_sync.backends.base import (
     AssetOutcome,
@@ -31,10 +31,13 @@ from algoseek_sync.backends.base import (
 )
 from algoseek_sync.db import Database
 from algoseek_sync.errors import UserInputError
-from algoseek_sync.formats.adjust import backward_adjusted
-from algoseek_sync.formats.bars import close_time_index
 from algoseek_sync.formats.datasets import DATASETS, Dataset
-from algoseek_sync.store.chunks import Chunks
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from algoseek_sync.store.chunks import Chunks
 
 MASTER_KEYS = ("unique_identifier", "secid", "kind", "latest_figi")
 
@@ -47,7 +50,12 @@ class LocalBackend(Backend):
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.chunks = Chunks(db)
+
+    @cached_property
+    def chunks(self) -> Chunks:
+        from algoseek_sync.store.chunks import Chunks
+
+        return Chunks(self.db)
 
     def check(self, *, quick: bool = False) -> str:
         self.db.execute("SELECT count(*) FROM assets").fetchone()
@@ -95,7 +103,7 @@ class LocalBackend(Backend):
         return Receipt()
 
     def write_bars(self, batch: BarBatch) -> Receipt:
-        by_dataset: dict[str, list[pa.Table]] = {}
+        by_dataset: dict[str, list[Any]] = {}
         for item in batch.files:
             by_dataset.setdefault(item.bars.dataset.name, []).append(item.bars.table)
         written = 0
@@ -107,6 +115,9 @@ class LocalBackend(Backend):
     def copy_history(self, copies: HistoryCopies) -> Receipt:
         """Nothing to copy: a new identifier reads its SecId's rows (routing happens at read time)."""
         return Receipt()
+
+    def history(self, dataset: str, secids: Sequence[int], routes: dict[int, list[str]]) -> pa.Table:
+        return self.chunks.read(DATASETS[dataset], secids)
 
     def datasets(self) -> list[str]:
         return self.chunks.datasets()
@@ -124,6 +135,7 @@ class LocalBackend(Backend):
         return out
 
     def read_bars(self, query: BarQuery) -> pd.DataFrame:
+
         dataset = DATASETS[query.dataset]
         routes = self._secids_of(query.uids)
         secids = sorted({s for found in routes.values() for s in found})
@@ -140,6 +152,8 @@ class LocalBackend(Backend):
         return _sorted(dataset, frames)
 
     def read_day(self, dataset: str, day: str) -> pd.DataFrame:
+        import pyarrow as pa
+
         chosen = DATASETS[dataset]
         table = self.chunks.read_day(chosen, int(day.replace("-", "")))
         uids: dict[int, list[str]] = {}
@@ -160,10 +174,14 @@ class LocalBackend(Backend):
             raise UserInputError(
                 f"dataset {dataset.name} carries no adjustment factors: --adjusted needs one that does"
             )
-        latest = self.chunks.latest_factors(dataset, pc.unique(table["secid"]).to_pylist())
+        from algoseek_sync.formats.adjust import backward_adjusted
+
+        latest = self.chunks.latest_factors(dataset, sorted(set(table["secid"].to_pylist())))
         return backward_adjusted(table, latest)
 
     def read_assets(self) -> pd.DataFrame:
+        import pandas as pd
+
         rows = self.db.execute(
             "SELECT unique_identifier, secid, kind, ticker, name FROM assets ORDER BY secid, unique_identifier"
         ).fetchall()
@@ -174,6 +192,10 @@ class LocalBackend(Backend):
 
 def _first_secid_wins(table: pa.Table, secids: list[int]) -> pa.Table:
     """Rows of ``secids``; on a day several of them hold, the first SecId's row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not secids:
         return table.slice(0, 0)
     if len(secids) == 1:
@@ -187,6 +209,11 @@ def _first_secid_wins(table: pa.Table, secids: list[int]) -> pa.Table:
 
 
 def _frame(dataset: Dataset, table: pa.Table, uids: list[str]) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow as pa
+
+    from algoseek_sync.formats.bars import close_time_index
+
     frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}.get)
     frame.insert(0, "unique_identifier", uids)
     frame.insert(0, "time_index", [close_time_index(d) for d in table["tradedate"].to_pylist()])
@@ -195,6 +222,8 @@ def _frame(dataset: Dataset, table: pa.Table, uids: list[str]) -> pd.DataFrame:
 
 
 def _sorted(dataset: Dataset, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    import pandas as pd
+
     columns = ["dataset", "time_index", "unique_identifier", *dataset.names]
     frames = [f for f in frames if len(f)]
     if not frames:

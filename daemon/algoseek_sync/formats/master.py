@@ -26,6 +26,7 @@ import pandas as pd
 
 from algoseek_sync.errors import BadFileError
 from algoseek_sync.formats.figi import custom_identifier, figi_problem
+from algoseek_sync.formats.tickers import TickerSpan, parse_ticker_history
 from algoseek_sync.problems import Problem
 
 REQUIRED = ("SecId", "Tickers", "TickersStartToEndDate", "FIGI")
@@ -50,14 +51,6 @@ KNOWN = (
     "FIGI",
 )
 OPEN_ENDS = ("29991231", "20991231")
-
-
-@dataclass(frozen=True)
-class TickerSpan:
-    secid: int
-    ticker: str
-    start: str  # YYYY-MM-DD
-    end: str  # YYYY-MM-DD (open end kept as 2999-12-31 / 2099-12-31)
 
 
 @dataclass(frozen=True)
@@ -95,28 +88,6 @@ def split_tokens(value: str | None) -> list[str]:
         if token:
             seen.setdefault(token, None)
     return list(seen)
-
-
-def _iso(yyyymmdd: str) -> str:
-    return f"{yyyymmdd[:4]}-{yyyymmdd[4:6]}-{yyyymmdd[6:8]}"
-
-
-def parse_ticker_history(secid: int, tickers: str, spans: str) -> tuple[list[TickerSpan], str | None]:
-    """Pair ``Tickers`` with ``TickersStartToEndDate`` by position (case-sensitive tickers)."""
-    names = [t.strip() for t in (tickers or "").split(";")]
-    ranges = [r.strip() for r in (spans or "").split(";")]
-    if names == [""]:
-        return [], None
-    if len(names) != len(ranges):
-        return [], f"{len(names)} tickers but {len(ranges)} date ranges"
-    out = []
-    for name, rng in zip(names, ranges, strict=True):
-        start, _, end = rng.partition(":")
-        if not (len(start) == 8 and start.isdigit() and len(end) == 8 and end.isdigit()):
-            return [], f"bad date range {rng!r}"
-        if name:
-            out.append(TickerSpan(secid, name, _iso(start), _iso(end)))
-    return out, None
 
 
 def read_master_frame(data: bytes) -> pd.DataFrame:
@@ -287,14 +258,3 @@ def _winner(figi: str, claimants: list[_Entry], routed: Mapping[str, int]) -> _E
     if current:
         return current[0]
     return max(claimants, key=lambda c: (c.figis[-1] == figi, c.listed, c.secid))
-
-
-def resolve_ticker(spans: list[TickerSpan], ticker: str, on: str | None) -> list[int]:
-    """SecIds that carried ``ticker`` (case-sensitive) on ``on`` (YYYY-MM-DD), or most recently."""
-    matching = [s for s in spans if s.ticker == ticker]
-    if on is not None:
-        return sorted({s.secid for s in matching if s.start <= on <= s.end})
-    if not matching:
-        return []
-    latest_end = max(s.end for s in matching)
-    return sorted({s.secid for s in matching if s.end == latest_end})

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from algoseek_sync.backends.base import Receipt
 from algoseek_sync.backends.mainsequence import frames
 from algoseek_sync.formats.adjust import Factors, backward_adjusted, latest_factors
-from algoseek_sync.formats.bars import arrow_schema, last_wins
+from algoseek_sync.formats.bars import last_wins
 from algoseek_sync.formats.datasets import Dataset
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class AdjustedWriter:
             receipt.merge(self._publish(node, rows, {s: latest[s][1] for s in append}, routable))
         for start in range(0, len(rewrite), READ_BATCH):
             part = rewrite[start : start + READ_BATCH]
-            history = self._history(part, routable)
+            history = self.backend.history(self.dataset.name, part, routable)
             receipt.merge(self._publish(node, history, {s: latest[s][1] for s in part}, routable))
         self._remember(latest)
         return receipt
@@ -80,21 +80,6 @@ class AdjustedWriter:
         if frame.empty:
             return Receipt()
         return self.backend._write_isolated(node, frame, f"{self.dataset.name} adjusted bars")
-
-    def _history(self, secids: list[int], routes: dict[int, list[str]]) -> pa.Table:
-        """Every raw row of ``secids`` as stored on the platform (one identifier per SecId is enough)."""
-        one = {routes[s][0]: s for s in secids}
-        stored = frames.to_bars_frame(
-            self.backend._read(self.backend._node(self.dataset.name), list(one), None, None), self.dataset
-        )
-        if stored.empty:
-            return arrow_schema(self.dataset).empty_table()
-        stored = stored[stored["unique_identifier"].isin(one)]
-        stored = stored.assign(secid=stored["unique_identifier"].map(one))
-        schema = arrow_schema(self.dataset)
-        table = pa.Table.from_pandas(stored[schema.names], schema=schema, preserve_index=False)
-        table = table.replace_schema_metadata(None)  # no pandas dtypes riding along (volumes become floats)
-        return last_wins([table]) or schema.empty_table()
 
     # -- what was published before (state database) ------------------------------------------
     def _published(self, secids: list[int]) -> dict[int, tuple[int, Factors]]:

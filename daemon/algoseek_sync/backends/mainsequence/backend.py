@@ -12,6 +12,7 @@ did not come from the platform (a bug) is raised as it is, for the worker to con
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ class MainSequenceBackend(Backend):
     """Assets, security master and daily bars on the Main Sequence platform (SDK 3.19–3.21)."""
 
     name = "mainsequence"
+    publishes_findings = True
     #: per-request (connect, read) timeout caps; the SDK's own default read timeout is 120 s
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
@@ -236,6 +238,35 @@ class MainSequenceBackend(Backend):
                 receipt.rows_written += self._copy(node, secid, source, targets)
         return receipt
 
+    def history(self, dataset: str, secids: Sequence[int], routes: dict[int, list[str]]) -> Any:
+        """Raw rows of ``secids`` read back from the dataset's table (one identifier per SecId is enough)."""
+        import pyarrow as pa
+
+        from algoseek_sync.formats.bars import arrow_schema, last_wins
+
+        chosen = DATASETS[dataset]
+        schema = arrow_schema(chosen)
+        one = {routes[s][0]: s for s in secids if routes.get(s)}
+        if not one:
+            return schema.empty_table()
+        stored = frames.to_bars_frame(self._read(self._node(dataset), list(one), None, None), chosen)
+        stored = stored[stored["unique_identifier"].isin(one)]
+        if stored.empty:
+            return schema.empty_table()
+        stored = stored.assign(secid=stored["unique_identifier"].map(one))
+        table = pa.Table.from_pandas(stored[schema.names], schema=schema, preserve_index=False)
+        return last_wins([table.replace_schema_metadata(None)]) or schema.empty_table()
+
+    def write_findings(self, findings: Sequence[dict[str, object]]) -> Receipt:
+        from algoseek_sync.backends.mainsequence.nodes import DataQualityNode
+
+        frame = frames.findings_frame(findings)
+        if frame.empty:
+            return Receipt()
+        self._ensure_project()
+        node = DataQualityNode.for_demo(self.config.is_demo)
+        return self._write_isolated(node, frame, "data-quality findings")
+
     def datasets(self) -> list[str]:
         return self._datasets_stored()
 
@@ -286,11 +317,11 @@ class MainSequenceBackend(Backend):
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _storage_id(self, node: Any) -> int | None:
-        """The platform id of ``node``'s table, or None before its first run."""
+    def _storage_id(self, node: Any) -> str | None:
+        """How the API addresses ``node``'s table (uid from SDK 3.21, id before), or None before its first run."""
         storage = self.sdk.client.DataNodeStorage
         tables = self._guarded(lambda: storage.filter(storage_hash=node.storage_hash), "the table lookup")
-        return int(tables[0].id) if tables else None
+        return str(getattr(tables[0], "uid", None) or tables[0].id) if tables else None
 
     def _read(self, node: Any, uids: list[str] | None, start: str | None, end: str | None) -> pd.DataFrame:
         """Stored rows of ``node``'s table (DataNode frame); errors raise instead of reading as empty."""
@@ -309,15 +340,20 @@ class MainSequenceBackend(Backend):
                 when += pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
             return when.timestamp()
 
-        body = {
+        body: dict[str, Any] = {
             "start_date": stamp(start, False),
             "end_date": stamp(end, True),
             "great_or_equal": True,
             "less_or_equal": True,
-            "unique_identifier_list": uids,
             "columns": None,
-            "unique_identifier_range_map": None,
         }
+        reader = sdk.client.DataNodeStorage.get_data_between_dates_from_api
+        if "dimension_filters" in inspect.signature(reader).parameters:
+            # SDK 3.20+ filters reads by dimension and no longer sends unique_identifier_list
+            if uids is not None:
+                body["dimension_filters"] = {"unique_identifier": uids}
+        else:
+            body |= {"unique_identifier_list": uids, "unique_identifier_range_map": None}
 
         def fetch() -> list[dict[str, Any]]:
             rows: list[dict[str, Any]] = []

@@ -144,3 +144,44 @@ def to_bars_frame(node_frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     if "extra" not in out.columns:
         out["extra"] = None
     return out[columns]
+
+
+SEVERITY_ORDER = {"error": 3, "warning": 2, "info": 1}
+
+
+def findings_frame(findings: Sequence[dict[str, object]]) -> pd.DataFrame:
+    """Findings → one row per (trade date, identifier): open ones listed, resolved days with none."""
+    import json
+
+    days: dict[tuple[int, str], dict[str, object]] = {}
+    for item in findings:
+        uid, day = item.get("unique_identifier"), int(item.get("start_date") or 0)  # type: ignore[call-overload]
+        if not uid or not day:
+            continue  # dataset-level findings (late delivery) have no asset row
+        row = days.setdefault((day, str(uid)), {"secid": item["secid"], "open": []})
+        if item.get("resolved_at") is None:
+            row["open"].append(item)  # type: ignore[attr-defined]
+    if not days:
+        return pd.DataFrame(columns=INDEX)
+    records = []
+    for (day, uid), row in sorted(days.items()):
+        opened = sorted(row["open"], key=lambda f: (str(f["kind"]), str(f["dataset"])))  # type: ignore[arg-type]
+        worst = max((str(f["severity"]) for f in opened), key=SEVERITY_ORDER.get, default="")
+        records.append(
+            {
+                "time_index": close_time_index(day),
+                "unique_identifier": uid,
+                "secid": int(row["secid"]),  # type: ignore[call-overload]
+                "open_findings": len(opened),
+                "worst_severity": worst,
+                "kinds": ",".join(dict.fromkeys(str(f["kind"]) for f in opened)),
+                "findings": json.dumps(
+                    [
+                        {k: f[k] for k in ("kind", "severity", "dataset", "end_date", "observed")}
+                        for f in opened
+                    ],
+                    sort_keys=True,
+                ),
+            }
+        )
+    return pd.DataFrame.from_records(records)

@@ -185,3 +185,51 @@ class DailyBarsNode(FrameNode):
 
     def get_column_metadata(self) -> list[Any]:
         return column_metadata(self.frame, bar_columns(self.dataset), "daily bar")
+
+
+QUALITY_TABLE = "algoseek_data_quality"
+QUALITY_COLUMNS: dict[str, tuple[str, str]] = {
+    "secid": ("SecId", "Algoseek security id the findings are about"),
+    "open_findings": (
+        "Open findings",
+        "Data-quality findings open for this asset and trade date (0: all resolved)",
+    ),
+    "worst_severity": ("Worst severity", "error, warning or info: the most severe open finding"),
+    "kinds": ("Kinds", "Kinds of the open findings, comma-separated (see algoseek-sync quality)"),
+    "findings": ("Findings", "The open findings as JSON: kind, severity, dataset, end date, observed values"),
+}
+
+
+class DataQualityConfig(DataNodeConfiguration):
+    is_demo: bool = Field(default=False, description="Write the _DEMO table instead of the production one")
+
+
+class DataQualityNode(FrameNode):
+    """Open data-quality findings by (trade date close UTC, FIGI), rewritten for the affected assets only."""
+
+    def __init__(
+        self, config: DataQualityConfig, *, hash_namespace: str | None = None, test_node: bool = False
+    ):
+        super().__init__(config=config, hash_namespace=hash_namespace, test_node=test_node)
+        self.is_demo = config.is_demo
+        self.master = SecurityMasterNode(
+            SecurityMasterConfig(is_demo=config.is_demo), hash_namespace=hash_namespace
+        )
+
+    @classmethod
+    def for_demo(cls, is_demo: bool) -> DataQualityNode:
+        return cls(DataQualityConfig(is_demo=is_demo))
+
+    def dependencies(self) -> dict[str, DataNode]:
+        return {"security_master": self.master}
+
+    def get_table_metadata(self) -> Any:
+        return msc.TableMetaData(
+            identifier=table_identifier(QUALITY_TABLE, self.is_demo),
+            data_frequency_id=msc.DataFrequency.one_d,
+            description="algoseek-sync data-quality findings of the Algoseek daily bars: missing sessions, "
+            "impossible bars, stale prices, unexplained jumps, delivery completeness.",
+        )
+
+    def get_column_metadata(self) -> list[Any]:
+        return column_metadata(self.frame, QUALITY_COLUMNS, "data quality")

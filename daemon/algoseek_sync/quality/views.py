@@ -1,0 +1,43 @@
+"""``algoseek-sync quality`` output: findings as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+COLUMNS = ["severity", "kind", "dataset", "secid", "unique_identifier", "start_date", "end_date", "observed"]
+DATES = ("start_date", "end_date")
+
+
+def _day(value: object) -> str:
+    text = str(value or "")
+    return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 else text
+
+
+def _cell(column: str, value: object) -> str:
+    if value is None:
+        return ""
+    if column in DATES:
+        return _day(value)
+    if column == "observed":
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def format_findings(rows: list[dict[str, Any]], fmt: str) -> str:
+    columns = [*COLUMNS, "first_seen", "last_seen", "resolved_at"]
+    if fmt == "json":
+        return json.dumps([{c: r.get(c) for c in columns} for r in rows])
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_cell(c, r.get(c)) for c in columns] for r in rows])
+        return out.getvalue().rstrip("\n")
+    if not rows:
+        return "no findings"
+    table = [COLUMNS] + [[_cell(c, r.get(c)) for c in COLUMNS] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
