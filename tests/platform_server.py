@@ -4,6 +4,18 @@ Standard library only, in-memory state, a request log and fault injection, so ba
 can run the real ``mainsequence`` client offline. Use it in-process (:class:`PlatformServer`)
 or as a subprocess (``python tests/platform_server.py --port N``); in both cases the
 ``/_control/`` endpoints read the log and inject faults over HTTP.
+
+It speaks the API generation of the installed SDK (:func:`sdk_api`), because the SDK's models
+forbid unknown fields and each line drops fields the previous one required:
+
+- 3.19: integer ids in paths and bodies; ``SourceTableConfiguration.table_partition``;
+  reads filtered by ``unique_identifier_list``.
+- 3.20: no ``table_partition``; progress stats as ``_GLOBAL_``/``index_progress``/``index_min``;
+  reads filtered by ``dimension_filters={"unique_identifier": [...]}``.
+- 3.21: public string ``uid`` instead of ``id`` for tables, updaters, schedulers and source
+  table configs, in paths, bodies and responses.
+
+State stays keyed by integer ids whatever the generation; only the wire format changes.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import base64
 import contextlib
 import datetime as dt
 import gzip
+import importlib.metadata
 import json
 import re
 import socket
@@ -43,6 +56,16 @@ CONSTANTS = {
     "SCHEDULER_HEART_BEAT_FREQUENCY_SECONDS": 30,
 }
 PAGE_ROWS = 5000
+UID_PREFIX = "00000000-0000-4000-8000-"
+
+
+def sdk_api() -> tuple[int, int]:
+    """(major, minor) of the installed ``mainsequence``: the API generation to speak."""
+    try:
+        major, minor = importlib.metadata.version("mainsequence").split(".")[:2]
+        return int(major), int(minor)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return (3, 19)
 
 
 @dataclass
@@ -80,9 +103,11 @@ def _epoch(iso: str) -> float:
 class PlatformState:
     """Everything the fake platform stores, guarded by one lock."""
 
-    def __init__(self, project_id: int = 1) -> None:
+    def __init__(self, project_id: int = 1, api: tuple[int, int] | None = None) -> None:
         self.lock = threading.RLock()
         self.project_id = project_id
+        self.api = api or sdk_api()
+        self.uids = self.api >= (3, 21)
         self.invalid_figis: set[str] = set()
         self.assets: dict[str, dict[str, Any]] = {}
         self.tables: dict[int, dict[str, Any]] = {}
@@ -142,17 +167,54 @@ class PlatformState:
         with self.lock:
             self.log.clear()
 
+    # --- references (int ids up to 3.20, string uids from 3.21) --------------------------------
+
+    def ref(self, pk: int) -> int | str:
+        """How the wire refers to object ``pk``."""
+        return f"{UID_PREFIX}{pk:012d}" if self.uids else pk
+
+    def pk(self, ref: object) -> int:
+        """The object a path or body reference names; KeyError (404) if it is not this generation's form."""
+        text = str(ref)
+        if self.uids and text.startswith(UID_PREFIX) and text[len(UID_PREFIX) :].isdigit():
+            return int(text[len(UID_PREFIX) :])
+        if not self.uids and text.isdigit():
+            return int(text)
+        raise KeyError(text)
+
+    def _public(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``obj`` with its ``id`` as this generation spells it (``uid`` from 3.21)."""
+        out = dict(obj)
+        if self.uids:
+            out["uid"] = self.ref(out.pop("id"))
+        return out
+
     # --- serialisers -------------------------------------------------------------------------
 
     def storage_json(self, table_id: int) -> dict[str, Any]:
-        table = dict(self.tables[table_id])
-        table["sourcetableconfiguration"] = self.stcs.get(table_id)
+        table = self._public(self.tables[table_id])
+        table["sourcetableconfiguration"] = self.stc_json(table_id)
         return table
 
+    def stc_json(self, table_id: int) -> dict[str, Any] | None:
+        stc = self.stcs.get(table_id)
+        if stc is None:
+            return None
+        stc = dict(stc)
+        if self.api < (3, 20):
+            stc["table_partition"] = {}
+        if self.uids:
+            stc.pop("id")
+            stc["related_table_uid"] = self.ref(stc.pop("related_table"))
+        return stc
+
     def update_json(self, update_id: int) -> dict[str, Any]:
-        update = dict(self.updates[update_id])
-        update["data_node_storage"] = self.storage_json(update["data_node_storage"])
+        update = self._public(self.updates[update_id])
+        update["data_node_storage"] = self.storage_json(self.updates[update_id]["data_node_storage"])
         return update
+
+    def scheduler_json(self, scheduler_id: int) -> dict[str, Any]:
+        return self._public(self.schedulers[scheduler_id])
 
     def stats(self, table_id: int) -> dict[str, str]:
         last: dict[str, str] = {}
@@ -160,6 +222,22 @@ class PlatformState:
             if uid not in last or ti > last[uid]:
                 last[uid] = ti
         return last
+
+    def index_stats(self, table_id: int) -> dict[str, Any] | None:
+        """Per-asset progress under the 3.19 key and the 3.20+ canonical keys (None when empty)."""
+        last = self.stats(table_id)
+        if not last:
+            return None
+        first: dict[str, str] = {}
+        for ti, uid in self.rows.get(table_id, {}):
+            if uid not in first or ti < first[uid]:
+                first[uid] = ti
+        return {
+            "max_per_asset_symbol": last,
+            "_GLOBAL_": {"min": min(first.values()), "max": max(last.values())},
+            "index_progress": last,
+            "index_min": first,
+        }
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -358,53 +436,54 @@ class Handler(BaseHTTPRequestHandler):
                 "api_port": None,
                 "last_heart_beat": None,
             }
-            return 201, state.schedulers[sid]
-        match = re.fullmatch(r"/scheduler/(\d+)/(in-active-tree/)?", path)
+            return 201, state.scheduler_json(sid)
+        match = re.fullmatch(r"/scheduler/([^/]+)/(in-active-tree/)?", path)
         if match:
-            scheduler = state.schedulers[int(match.group(1))]
+            sid = state.pk(match.group(1))
+            scheduler = state.schedulers[sid]
             if not match.group(2):
-                scheduler.update({k: v for k, v in body.items() if k != "last_heart_beat"})
-            return 200, scheduler
+                scheduler.update({k: v for k, v in body.items() if k not in ("last_heart_beat", "id", "uid")})
+            return 200, state.scheduler_json(sid)
         if path == "/local_time_serie/get_metadatas_and_set_updates/":
-            ids = [n["id"] for n in body.get("update_nodes", [])]
+            ids = [state.pk(n["uid" if state.uids else "id"]) for n in body.get("update_nodes", [])]
+            related = "related_table_uid" if state.uids else "related_table"
             return 200, {
                 "source_table_config_map": {
-                    str(i): state.stcs.get(state.updates[i]["data_node_storage"]) for i in ids
+                    str(state.ref(i)): state.stc_json(state.updates[i]["data_node_storage"]) for i in ids
                 },
-                "state_data": {str(i): {"related_table": i} for i in ids},
-                "all_index_stats": {str(i): None for i in ids},
+                "state_data": {str(state.ref(i)): {related: state.ref(i)} for i in ids},
+                "all_index_stats": {str(state.ref(i)): None for i in ids},
                 "local_metadatas": [state.update_json(i) for i in ids],
             }
-        match = re.fullmatch(r"/local_time_serie/(\d+)/(.*)", path)
+        match = re.fullmatch(r"/local_time_serie/([^/]+)/(.*)", path)
         if match:
-            return self._update_action(int(match.group(1)), match.group(2), method, body, entry)
+            return self._update_action(state.pk(match.group(1)), match.group(2), method, body, entry)
         if path == "/source_table_config/" and method == "POST":
-            table_id = int(body["metadata_id"])
+            table_id = state.pk(body["metadata_uid" if state.uids else "metadata_id"])
             state.stcs[table_id] = {
                 "id": table_id,
                 "related_table": table_id,
                 "time_index_name": body["time_index_name"],
                 "column_dtypes_map": body["column_dtypes_map"],
                 "index_names": body["index_names"],
-                "table_partition": {},
                 "last_time_index_value": None,
                 "earliest_index_value": None,
                 "open_for_everyone": False,
                 "columns_metadata": [],
             }
-            return 201, state.stcs[table_id]
-        match = re.fullmatch(r"/source_table_config/(\d+)/(get_stats|set_or_update_columns_metadata)/", path)
+            return 201, state.stc_json(table_id)
+        match = re.fullmatch(
+            r"/source_table_config/([^/]+)/(get_stats|set_or_update_columns_metadata)/", path
+        )
         if match:
-            table_id = int(match.group(1))
+            table_id = state.pk(match.group(1))
             if match.group(2) == "get_stats":
-                last = state.stats(table_id)
-                stats = {"max_per_asset_symbol": last} if last else None
-                return 200, {"multi_index_stats": stats, "multi_index_column_stats": {}}
+                return 200, {"multi_index_stats": state.index_stats(table_id), "multi_index_column_stats": {}}
             state.stcs[table_id]["columns_metadata"] = body.get("columns_metadata", [])
             return 200, state.stcs[table_id]["columns_metadata"]
-        match = re.fullmatch(r"/dynamic_table/(\d+)/(.*)", path)
+        match = re.fullmatch(r"/dynamic_table/([^/]+)/(.*)", path)
         if match:
-            return self._table_action(int(match.group(1)), match.group(2), method, body)
+            return self._table_action(state.pk(match.group(1)), match.group(2), method, body)
         return 404, {"detail": f"no ts_manager route {method} {path}"}
 
     def _table_get_or_create(self, body: dict[str, Any]) -> tuple[int, Any]:
@@ -472,21 +551,29 @@ class Handler(BaseHTTPRequestHandler):
         update = state.updates[update_id]
         table_id = update["data_node_storage"]
         if action == "" and method == "PATCH":
-            update.update({k: v for k, v in body.items() if k in update})
+            update.update({k: v for k, v in body.items() if k in update and k != "id"})
             return 200, state.update_json(update_id)
         if action == "" and method == "GET":
             return 200, state.update_json(update_id)
         if action == "depends_on_connect/":
-            state.dependencies[update_id].add(int(body["target_time_serie_id"]))
+            target = body["target_update_node_uid"] if state.uids else body["target_time_serie_id"]
+            state.dependencies[update_id].add(state.pk(target))
             return 204, None
         if action == "get_all_dependencies_update_priority/":
             deps = []
             for dep in sorted(state.dependencies[update_id]):
                 dep_update = state.updates[dep]
-                deps.append(
-                    {
+                ref = (
+                    {"uid": state.ref(dep), "update_node_uid": state.ref(dep)}
+                    if state.uids
+                    else {
                         "id": dep,
                         "update_node_id": dep,
+                    }
+                )
+                deps.append(
+                    ref
+                    | {
                         "update_hash": dep_update["update_hash"],
                         "remote_table_hash_id": state.tables[dep_update["data_node_storage"]]["storage_hash"],
                         "node_type": "local_time_serie",
@@ -500,17 +587,18 @@ class Handler(BaseHTTPRequestHandler):
         if action == "set_start_of_execution/":
             last = state.stats(table_id)
             last_value = max(last.values()) if last else None
+            deps = [state.ref(d) for d in sorted(state.dependencies[update_id])]
+            related = (
+                {"related_table_uid": state.ref(update_id)} if state.uids else {"related_table": update_id}
+            )
             return 201, {
-                "historical_update": {
-                    "id": state.next_id(),
-                    "related_table": update_id,
-                    "update_time_start": _now(),
-                },
+                "historical_update": {"id": state.next_id(), "update_time_start": _now()} | related,
                 "last_time_index_value": _epoch(last_value) if last_value else None,
                 "asset_time_statistics": last or None,
+                "multi_index_stats": state.index_stats(table_id),
                 "multi_index_column_stats": None,
                 "must_update": True,
-                "direct_dependencies_ids": sorted(state.dependencies[update_id]),
+                ("direct_dependency_uids" if state.uids else "direct_dependencies_ids"): deps,
             }
         if action == "set_end_of_execution/":
             return 200, {"ok": True}
@@ -540,7 +628,7 @@ class Handler(BaseHTTPRequestHandler):
         table = state.tables[table_id]
         if action == "" and method == "PATCH":
             for key, value in body.items():
-                if key in table:
+                if key in table and key != "id":
                     table[key] = value
             return 200, state.storage_json(table_id)
         if action == "" and method == "GET":
@@ -552,8 +640,12 @@ class Handler(BaseHTTPRequestHandler):
         return 404, {"detail": f"no dynamic_table action {action}"}
 
     def _read_rows(self, table_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        rows = self.server.state.rows.get(table_id, {})
-        uids = body.get("unique_identifier_list")
+        state = self.server.state
+        rows = state.rows.get(table_id, {})
+        if state.api >= (3, 20):  # the SDK's own reader sends only the canonical dimension filter
+            uids = (body.get("dimension_filters") or {}).get("unique_identifier")
+        else:
+            uids = body.get("unique_identifier_list")
         start, end = body.get("start_date"), body.get("end_date")
         ge, le = body.get("great_or_equal", True) is not False, body.get("less_or_equal", True) is not False
         selected = []
@@ -604,8 +696,8 @@ class _Server(ThreadingHTTPServer):
 class PlatformServer:
     """The fake platform on 127.0.0.1, served from a background thread; stop/start keeps state."""
 
-    def __init__(self, port: int = 0, project_id: int = 1) -> None:
-        self.state = PlatformState(project_id=project_id)
+    def __init__(self, port: int = 0, project_id: int = 1, api: tuple[int, int] | None = None) -> None:
+        self.state = PlatformState(project_id=project_id, api=api)
         self.port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -413,7 +413,10 @@ def test_incremental_cycle_sends_only_affected_assets(backend, platform: Platfor
     inserts = platform.state.requests("insert_data_into_table")
     assert [(i["uids"], i["rows"]) for i in inserts] == [([FIGI_A], 1)]
     reads = platform.state.requests("get_data_between_dates_from_remote")
-    assert all(r["json"]["unique_identifier_list"] == [FIGI_A] for r in reads)
+    # the asset filter: unique_identifier_list up to SDK 3.19, dimension_filters from 3.20
+    asked = [r["json"].get("dimension_filters", {}).get("unique_identifier") for r in reads]
+    asked = [a or r["json"].get("unique_identifier_list") for a, r in zip(asked, reads, strict=True)]
+    assert all(a == [FIGI_A] for a in asked)
 
 
 def test_rerun_writes_nothing_new(backend, platform: PlatformServer) -> None:
