@@ -134,3 +134,84 @@ def write_fast_retry_config(tmp_path: Path) -> Path:
         "retry_total_seconds = 1.0\n"
     )
     return path
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+    except OSError as err:
+        return 0, str(err)
+
+
+def test_readyz_and_health_notice_a_platform_outage_by_a_live_check(
+    tmp_path: Path, server: PlatformServer
+) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
+    deliver(box, ["20240102"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "fast.toml"
+    config.write_text(
+        "[watch]\npoll_interval_seconds = 0.2\n[health]\nbackend_check_seconds = 0.5\nbackend_seconds = 2.0\n"
+        "[mainsequence]\nretry_attempts = 2\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.1\n"
+        "retry_total_seconds = 1.0\n"
+    )
+    env = box.env(
+        **platform_env(server),
+        ALGOSEEK_SYNC_CONFIG=str(config),
+        ALGOSEEK_SYNC_METRICS_LISTEN=f"127.0.0.1:{port}",
+    )
+    same = {**platform_env(server), "ALGOSEEK_SYNC_CONFIG": str(config)}  # the daemon's health bounds
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen([sys.executable, "-m", "algoseek_sync", "run"], env=env, stderr=log)
+
+    verdicts: list[str] = []
+
+    def wait(cond, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, f"timed out waiting for {what} ({verdicts[-2:]})"
+            time.sleep(0.2)
+
+    try:
+        ready = f"http://127.0.0.1:{port}/readyz"
+        wait(lambda: _get(ready)[0] == 200, "ready")
+        server.stop()
+        wait(
+            lambda: _get(ready)[0] == 503 and "backend unreachable" in _get(ready)[1], "/readyz to notice", 20
+        )
+
+        def degraded() -> bool:
+            verdicts.append(box.cli("status", "--health", check=False, **same).out)
+            return verdicts[-1].startswith("degraded")
+
+        wait(degraded, "status --health to say degraded", 20)
+        health = box.cli("status", "--health", check=False, **same)
+        assert (
+            health.code == 1
+            and "backend unreachable for" in health.out
+            and "connection refused" in health.out
+        )
+        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # alive: an outage is no reason to restart
+        server.start()
+        wait(lambda: _get(ready)[0] == 200, "ready again", 30)
+        assert box.cli("status", "--health", **same).out.strip() == "healthy"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=20)
+        log.close()
+    assert code == 0
