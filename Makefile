@@ -39,11 +39,15 @@ run: $(STAMP)
 	fi
 	ALGOSEEK_SYNC_DROP_DIR=$(DROP) ALGOSEEK_SYNC_STATE_DIR=$(STATE) $(BIN)/algoseek-sync run
 
-## tools: system tools the tests use (systemd-analyze verifies the unit files)
+## tools: system tools the tests use (systemd-analyze verifies the unit files; headless chromium
+## opens the HTML report in tests/test_report.py)
 tools:
 	@command -v systemd-analyze >/dev/null || { \
 		echo "installing systemd (for systemd-analyze)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium (for the HTML report test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 ## container-tools: podman builds and starts the image in tests/test_container.py; debootstrap
 ## makes its base image when no image registry is reachable

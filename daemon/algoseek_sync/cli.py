@@ -34,6 +34,9 @@ from algoseek_sync.errors import (
 from algoseek_sync.logging import configure_logging
 
 DATASET_NAMES = ["primary", "primary-adjusted", "standard-adjusted"]
+TABULAR = click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 
 
 def _fail(message: str, code: int) -> None:
@@ -152,9 +155,7 @@ def status(ctx: click.Context, as_json: bool, health: bool) -> None:
 @click.option("--end", help="Last trade date (YYYY-MM-DD).")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Dataset (default: the only one stored).")
 @click.option("--adjusted", is_flag=True, help="Backward-adjusted OHLC and volume (datasets with factors).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@TABULAR
 @click.pass_context
 @handle_errors
 def bars(
@@ -236,9 +237,7 @@ def assets(ctx: click.Context, dataset: str | None, fmt: str) -> None:
 @click.option("--since", help="Findings ending on or after this trade date (YYYY-MM-DD).")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Only this dataset.")
 @click.option("--resolved", is_flag=True, help="Include findings a later delivery resolved.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@TABULAR
 @click.pass_context
 @handle_errors
 def quality(

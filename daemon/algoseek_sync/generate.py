@@ -25,32 +25,15 @@ from typing import Literal
 
 import numpy as np
 
+from algoseek_sync.formats.master import COLUMNS
+
 Schema = Literal["primary", "primary-adjusted", "standard"]
 Aggregation = Literal["secid", "tradedate"]
 Compression = Literal["gz", "none"]
 
 OPEN_END = "29991231"
 
-MASTER_COLUMNS: tuple[str, ...] = (
-    "SecId",
-    "Tickers",
-    "TickersStartToEndDate",
-    "Name",
-    "NameStartToEndDate",
-    "ISIN",
-    "ISINStartToEndDate",
-    "ListStatus",
-    "SecurityDescription",
-    "USIdentifier",
-    "USIdentifierStartToEndDate",
-    "PrimaryExchange",
-    "PrimaryExchangeStartToEndDate",
-    "SEDOL",
-    "Sic",
-    "Sector",
-    "Industry",
-    "FIGI",
-)
+MASTER_COLUMNS: tuple[str, ...] = COLUMNS  # the vendor guide's order
 
 _PRIMARY_HEAD: tuple[str, ...] = (
     "SecId",

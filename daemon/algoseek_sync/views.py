@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import math
 from typing import Any
@@ -18,6 +16,7 @@ from algoseek_sync.formats.tickers import resolve_ticker
 from algoseek_sync.health import assess, read_facts
 from algoseek_sync.ledger import FileState
 from algoseek_sync.lock import WorkerLock
+from algoseek_sync.output import csv_text, table_text
 from algoseek_sync.problems import KINDS
 from algoseek_sync.quality.findings import Filter
 
@@ -233,26 +232,10 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def bars_columns(dataset: str) -> list[str]:
-    """The columns of ``bars`` output for a dataset: the same for every range (stable headers)."""
-    names = DATASETS[dataset].names
-    first = [
-        "dataset",
-        "time_index",
-        "tradedate",
-        "unique_identifier",
-        "secid",
-        "ticker",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-    ]
-    return first + [c for c in names if c not in first]
-
-
-TABLE_COLUMNS = [
+#: the first columns of ``bars`` output, in this order; the table view shows them from ``tradedate`` on
+LEADING = [
+    "dataset",
+    "time_index",
     "tradedate",
     "unique_identifier",
     "secid",
@@ -263,6 +246,12 @@ TABLE_COLUMNS = [
     "close",
     "volume",
 ]
+TABLE_COLUMNS = LEADING[2:]
+
+
+def bars_columns(dataset: str) -> list[str]:
+    """The columns of ``bars`` output for a dataset: the same for every range (stable headers)."""
+    return LEADING + [c for c in DATASETS[dataset].names if c not in LEADING]
 
 
 def format_bars(frame: pd.DataFrame, dataset: str, fmt: str) -> str:
@@ -273,16 +262,10 @@ def format_bars(frame: pd.DataFrame, dataset: str, fmt: str) -> str:
     if fmt == "json":
         return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=None)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([["" if v is None else v for v in r] for r in rows])
-        return out.getvalue().rstrip("\n")
+        return csv_text(columns, rows)
     at = [columns.index(c) for c in TABLE_COLUMNS]
-    shown = ["trade date", *TABLE_COLUMNS[1:]]
-    table = [shown] + [[_cell(c, r[i]) for c, i in zip(TABLE_COLUMNS, at, strict=True)] for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(shown))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
+    cells = [[_cell(c, r[i]) for c, i in zip(TABLE_COLUMNS, at, strict=True)] for r in rows]
+    return table_text(["trade date", *TABLE_COLUMNS[1:]], cells)
 
 
 def _cell(column: str, value: Any) -> str:

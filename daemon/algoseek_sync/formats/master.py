@@ -30,7 +30,8 @@ from algoseek_sync.formats.tickers import TickerSpan, parse_ticker_history
 from algoseek_sync.problems import Problem
 
 REQUIRED = ("SecId", "Tickers", "TickersStartToEndDate", "FIGI")
-KNOWN = (
+#: the master's columns, in the delivered order
+COLUMNS = (
     "SecId",
     "Tickers",
     "TickersStartToEndDate",
@@ -152,7 +153,7 @@ def parse_master(data: bytes, routed: Mapping[str, int] | None = None) -> Securi
     """Parse a whole security master delivery; ``routed`` is the FIGI → SecId routing in force."""
     frame = read_master_frame(data)
     issues: list[Problem] = []
-    extras = [c for c in frame.columns if c not in KNOWN]
+    extras = [c for c in frame.columns if c not in COLUMNS]
     if extras:
         issues.append(
             Problem(

@@ -64,6 +64,10 @@ def _percent(share: float) -> str:
     return f"{math.floor(share * 1000) / 10:.1f} %"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _number(value: object) -> str:
     if value is None:
         return "–"
@@ -96,8 +100,8 @@ def _ordinal(day: int) -> int:
 
 def _coverage_svg(cov: Coverage) -> str:
     groups, columns = cov.groups, cov.columns
-    label_w, top = 150, 46
-    cell_w = max(6, min(80, 960 // max(1, len(columns))))
+    label_w, top = 96, 46
+    cell_w = max(6, min(72, 960 // max(1, len(columns))))
     cell_h = max(3, min(18, 640 // max(1, len(groups))))
     gap_x, gap_y = int(cell_w >= 8), int(cell_h >= 8)
     width = label_w + cell_w * len(columns) + 10
@@ -133,7 +137,7 @@ def _coverage_svg(cov: Coverage) -> str:
         span = (
             f"SecId {group.first_secid}"
             if group.size == 1
-            else f"SecIds {group.first_secid}–{group.last_secid} ({group.size})"
+            else f"SecIds {group.first_secid}–{group.last_secid}"
         )
         y = top + g * cell_h
         for c, cell in enumerate(group.cells):
@@ -162,7 +166,7 @@ def _coverage_section(cov: Coverage) -> str:
     grouped = any(g.size > 1 for g in cov.groups)
     intro = (
         f"Share of the exchange's sessions stored, per SecId and {cov.bucket}, between each SecId's"
-        f" first and last stored day: {cov.secids:,} SecId{'s' if cov.secids != 1 else ''},"
+        f" first and last stored day: {_plural(cov.secids, 'SecId')},"
         f" {cov.present:,} of {cov.expected:,} sessions present ({_percent(cov.share)})."
     )
     if grouped:
@@ -413,7 +417,7 @@ def _chart_svg(chart: Chart) -> str:
             if x - last_label > 60:
                 body.append(f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle">{escape(name)}</text>')
                 last_label = x
-        body.append(f'<path class="tick" d="M{x:.1f},{top + plot_h}l-4,8h8z"/>')
+        body.append(f'<path class="tick" d="M{x:.1f},{top + plot_h - 9}l4,9h-8z"/>')
         out.append(f'<g class="event">{"".join(body)}</g>')
     out.append(
         f'<line class="axis" x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}"/>'
@@ -429,9 +433,9 @@ def _chart_section(data: ReportData) -> str:
     for chart in data.charts:
         name = " · ".join(p for p in (f"SecId {chart.secid}", chart.ticker, chart.uid) if p)
         parts.append(f'<figure class="chart-box"><figcaption><h3>{escape(name)}</h3>')
-        if not len(chart.dates):
+        if not np.isfinite(chart.closes).any():
             parts.append(
-                f'<p class="note">No stored bars for SecId {chart.secid} in {escape(data.dataset)}.</p>'
+                f'<p class="note">No stored closes for SecId {chart.secid} in {escape(data.dataset)}.</p>'
             )
             parts.append("</figcaption></figure>")
             continue
@@ -440,7 +444,7 @@ def _chart_section(data: ReportData) -> str:
         parts.append(
             f'<p class="meta">Unadjusted close, {len(chart.dates):,} stored bars'
             f" {_day(int(chart.dates[0]))} … {_day(int(chart.dates[-1]))};"
-            f" {len(chart.events)} corporate-action event(s); open findings: {found}.</p></figcaption>"
+            f" {_plural(len(chart.events), 'corporate-action event')}; open findings: {found}.</p></figcaption>"
         )
         parts.append(_chart_svg(chart))
         legend = [
@@ -460,7 +464,7 @@ def _chart_section(data: ReportData) -> str:
                 for d, f, r in chart.events
             )
             parts.append(
-                f"<details><summary>{len(chart.events)} corporate-action event(s)</summary>"
+                f"<details><summary>{_plural(len(chart.events), 'corporate-action event')}</summary>"
                 '<table class="grid events"><thead><tr><th>Day</th><th>AdjustmentReason</th>'
                 f'<th class="num">AdjustmentFactor</th></tr></thead><tbody>{rows}</tbody></table></details>'
             )
@@ -505,7 +509,7 @@ a{color:#0a59c4;text-decoration:none}a:hover{text-decoration:underline}
 #coverage text{font-size:11px;fill:#57606a}
 #coverage .tick{stroke:#8c959f}
 #coverage rect.cell:hover{stroke:#000;stroke-width:1}
-.readout{font-size:12px;color:var(--dim);min-height:1.4em}
+.readout{font-size:12px;color:var(--dim);min-height:1.4em;max-width:600px}
 table.grid{border-collapse:collapse;font-size:13px;margin:6px 0}
 table.grid th,table.grid td{border-bottom:1px solid #eaeef2;padding:3px 10px;text-align:left;white-space:nowrap}
 table.grid thead th{background:var(--bg);position:sticky;top:0;border-bottom:1px solid var(--line)}
@@ -594,7 +598,7 @@ SCRIPT = """
 
 def render(data: ReportData) -> str:
     """The whole page."""
-    charted = {c.secid for c in data.charts if len(c.dates)}
+    charted = {c.secid for c in data.charts if np.isfinite(c.closes).any()}
     by_sev = {s: sum(n for (_, sv), n in data.counts.items() if sv == s) for s in SEVERITIES}
     cov = data.coverage
     cards = [
@@ -675,11 +679,23 @@ def write_report(
     finally:
         app.close()
     page = render(data).encode()
+    try:
+        _write(path, page)
+    except OSError as exc:
+        raise UserInputError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+    return len(page), time.monotonic() - started
+
+
+def _write(path: Path, page: bytes) -> None:
+    """A regular file is replaced whole (readers never see half a page); anything else
+    (a symlink, /dev/stdout, a FIFO) is written through, never replaced."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        with path.open("wb") as out:
+            out.write(page)
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         tmp.write_bytes(page)
         os.replace(tmp, path)
-    except OSError as exc:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise UserInputError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
-    return len(page), time.monotonic() - started

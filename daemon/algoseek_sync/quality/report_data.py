@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 MAX_GROUPS = 200
 MAX_COLUMNS = 240  # months, then quarters, then years
-MAX_CELLS = 24_000  # groups x columns: keeps the page small (about 150 bytes a cell)
+MAX_CELLS = 16_000  # groups x columns: keeps the page small (120 to 180 bytes a cell)
 LOWEST = 20
 MAX_FINDINGS = 2000
 SEVERITIES = ("error", "warning", "info")

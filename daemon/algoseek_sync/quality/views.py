@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
+
+from algoseek_sync.output import csv_text, table_text
 
 COLUMNS = ["severity", "kind", "dataset", "secid", "unique_identifier", "start_date", "end_date", "observed"]
 DATES = ("start_date", "end_date")
@@ -31,13 +31,7 @@ def format_findings(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([{c: r.get(c) for c in columns} for r in rows])
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[_cell(c, r.get(c)) for c in columns] for r in rows])
-        return out.getvalue().rstrip("\n")
+        return csv_text(columns, [[_cell(c, r.get(c)) for c in columns] for r in rows])
     if not rows:
         return "no findings"
-    table = [COLUMNS] + [[_cell(c, r.get(c)) for c in COLUMNS] for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table)
+    return table_text(COLUMNS, [[_cell(c, r.get(c)) for c in COLUMNS] for r in rows])
