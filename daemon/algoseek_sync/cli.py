@@ -322,6 +322,10 @@ def check_config(ctx: click.Context) -> None:
     check_drop_dir(settings)
     db = Database(settings.db_path)
     try:
+        if settings.quality.enabled:
+            from algoseek_sync.quality.calendar import load
+
+            load(db, settings.quality.calendar)
         backend = open_backend(settings, db)
         try:
             described = backend.check(quick=True)

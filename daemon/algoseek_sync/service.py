@@ -169,6 +169,7 @@ class Service:
 
     def _run(self, app: App) -> int:
         settings, watch = self.settings, self.settings.watch
+        app.quality.validate()
         recovered = app.ledger.recover()
         log.info(
             "daemon_starting",

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from algoseek_sync.errors import ConfigError
+
 if TYPE_CHECKING:
     from algoseek_sync.db import Database
 
@@ -67,7 +69,12 @@ def build(name: str, years_ahead: int = 1) -> Sessions:
     import pandas as pd
 
     end = dt.date.today().replace(month=12, day=31) + dt.timedelta(days=365 * years_ahead)
-    calendar = xc.get_calendar(name, start=f"{FIRST_YEAR}-01-01", end=end.isoformat())
+    try:
+        calendar = xc.get_calendar(name, start=f"{FIRST_YEAR}-01-01", end=end.isoformat())
+    except xc.errors.InvalidCalendarName:
+        raise ConfigError(
+            f"configuration error: 'quality.calendar' {name!r} is not an exchange_calendars calendar (e.g. XNYS)"
+        ) from None
     sessions = calendar.sessions
     dates = (sessions.year * 10000 + sessions.month * 100 + sessions.day).to_numpy(dtype=np.int64)
     closes = pd.DatetimeIndex(calendar.schedule["close"]).as_unit("s").asi8.astype(np.float64)

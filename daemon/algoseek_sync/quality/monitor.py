@@ -78,6 +78,11 @@ class Quality:
             self._sessions = calendar.load(self.db, self.config.calendar, now=self.clock())
         return self._sessions
 
+    def validate(self) -> None:
+        """Load the calendar now: a wrong name stops the daemon at start (exit 78), not every batch."""
+        if self.config.enabled:
+            _ = self.sessions
+
     # -- after each batch ---------------------------------------------------------------
     def after_batch(self, affected: Affected) -> None:
         """Re-check the affected SecIds (whole stored history) and the batch's tradedate deliveries."""
