@@ -2,6 +2,8 @@
 # algoseek-sync as a sidecar next to an SFTP server:
 #   docker build -t algoseek-sync .
 #   docker run -d --name algoseek-sync -v /srv/sftp/algoseek:/drop:ro -v algoseek-state:/state algoseek-sync
+# Offline (no package index): `make wheelhouse` first; with wheels in wheels/ pip runs with --no-index.
+# Without an image registry: --build-arg PYTHON_IMAGE=<a local Debian/Python 3.11 image>.
 # See README.md, "Operations guide".
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -13,15 +15,31 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/algoseek-sync/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The wheelhouse: only a README, or the wheels `make wheelhouse` downloaded. With wheels, every
+# pip below installs from it alone (PIP_NO_INDEX) and never contacts a package index.
+COPY wheels/ /wheels/
+# Dependencies first: this layer is reused until pyproject.toml or the wheelhouse changes.
+COPY pyproject.toml ./
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then export PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels; fi \
+ && python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+    > /tmp/requirements.txt \
+ && /opt/algoseek-sync/venv/bin/pip install --no-cache-dir --requirement /tmp/requirements.txt
+# Then the project. A new SOURCE_REVISION (e.g. `git describe --always --dirty`, or any fresh
+# value) re-runs this install even when the sources are unchanged.
+ARG SOURCE_REVISION=unknown
+COPY README.md ./
 COPY daemon/ daemon/
-RUN /opt/algoseek-sync/venv/bin/pip install --no-cache-dir . \
+RUN if ls /wheels/*.whl >/dev/null 2>&1; then export PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheels; fi \
+ && echo "algoseek-sync sources: ${SOURCE_REVISION}" \
+ && /opt/algoseek-sync/venv/bin/pip install --no-cache-dir . \
  && /opt/algoseek-sync/venv/bin/algoseek-sync --version
 
 # --- runtime: the venv, tini and a non-root user; no compilers, no pip caches ---------
 FROM ${PYTHON_IMAGE} AS runtime
-RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+# tini from the Debian mirror, unless the base image already has it (air-gapped builds).
+RUN if ! command -v tini >/dev/null; then \
+        apt-get update && apt-get install -y --no-install-recommends tini; \
+    fi \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 algoseek \
  && useradd --system --uid 10001 --gid 10001 --home-dir /state --no-create-home --shell /usr/sbin/nologin algoseek \

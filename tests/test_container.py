@@ -1,0 +1,584 @@
+"""The container image: built from the repository's Dockerfile with podman, then started.
+
+Offline by design, like an air-gapped build farm: the dependencies come from a wheelhouse
+(``make wheelhouse``, cached per dependency set), so pip runs with ``--no-index``; the base
+image is ``python:3.11-slim`` when an image registry answers, otherwise a Debian bookworm
+made with ``debootstrap --variant=minbase`` and ``podman import`` (cached). The project
+layer is rebuilt on every run (a fresh ``SOURCE_REVISION``); the dependency layers come
+from podman's layer cache.
+
+Started two ways, whichever the machine allows:
+
+* ``podman run``: the drop mounted read-only, the state in a named volume;
+* where the OCI runtime cannot start containers (some sandboxes refuse its ``setrlimit``),
+  the image's entrypoint (``tini -- algoseek-sync run``) from the image's mounted root file
+  system with ``chroot``, as the image's user (uid 10001), with the image's environment and
+  working directory, the drop bind-mounted read-only. The build then uses
+  ``--isolation chroot``.
+
+Caches live in ``${XDG_CACHE_HOME:-~/.cache}/algoseek-sync`` and in podman's image store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data" / "algoseek"
+AAPL_SAMPLE = DATA / "standard-adjusted-secid-33449.csv"
+MASTER_SAMPLE = DATA / "equity_security_master-sample.csv"
+AAPL_FIGI = "BBG000B9XRY4"
+AAPL_ROWS = 3342
+IMAGE_UID = 10001
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "algoseek-sync"
+REGISTRY_IMAGE = "docker.io/library/python:3.11-slim"
+REGISTRY_PROBE = "https://registry-1.docker.io/v2/"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates")
+BASE_CONFIG = (
+    "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV=LANG=C.UTF-8",
+    'CMD=["python3"]',
+)
+IMAGE = "localhost/algoseek-sync-test"  # :cache and :cache-build anchor the layer cache between runs
+SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+TOOLS = ("podman", "debootstrap", "chroot", "mount", "umount", "tar", "make")
+
+
+def sh(
+    cmd: Sequence[object], *, timeout: float = 300, check: bool = True, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run a host command; with ``check``, a failure names the command and shows its output."""
+    argv = [str(c) for c in cmd]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{shlex.join(argv)} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-4000:]}"
+        )
+    return proc
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, last: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last()}")
+        time.sleep(1.0)
+
+
+def digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def cache_lock() -> Iterator[None]:
+    """One test run at a time fills the caches (make test may run twice on a shared machine)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def image_exists(ref: str) -> bool:
+    return sh(["podman", "image", "exists", ref], check=False).returncode == 0
+
+
+def image_id(ref: str) -> str | None:
+    proc = sh(["podman", "image", "inspect", "--format", "{{.Id}}", ref], check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+# -- the base image -----------------------------------------------------------------------------
+
+
+def registry_reachable() -> bool:
+    try:
+        urllib.request.urlopen(REGISTRY_PROBE, timeout=5)
+    except urllib.error.HTTPError:
+        return True  # 401: the registry answers
+    except OSError:
+        return False
+    return True
+
+
+def unmount_below(root: Path) -> None:
+    """An interrupted debootstrap leaves proc/sys mounted in its target: never delete through them."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{root}/")), key=len, reverse=True):
+        sh(["umount", "-l", point], check=False)
+
+
+def local_base_image() -> tuple[str, str]:
+    """Debian bookworm with Python 3.11 from debootstrap, imported into podman; cached twice over."""
+    key = digest(DEBIAN_SUITE, DEBIAN_MIRROR, "minbase", BASE_PACKAGES, BASE_CONFIG)
+    tag = f"localhost/algoseek-sync-base:{DEBIAN_SUITE}-{key[:12]}"
+    if image_exists(tag):
+        return tag, f"{tag} (cached)"
+    cache = CACHE / "base"
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball = cache / f"{DEBIAN_SUITE}-minbase-{key}.tar"
+    note = "cached tarball, imported"
+    if not tarball.exists():
+        for old in cache.glob(f"{DEBIAN_SUITE}-minbase-*.tar"):
+            old.unlink()
+        target = cache / f"rootfs-{key}"
+        if target.exists():
+            unmount_below(target)
+            shutil.rmtree(target)
+        started = time.monotonic()
+        sh(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                DEBIAN_SUITE,
+                target,
+                DEBIAN_MIRROR,
+            ],
+            timeout=1800,
+            env={**os.environ, "PATH": SBIN},
+        )
+        unmount_below(target)
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for path in (target / junk).glob("*"):
+                if path.is_file():
+                    path.unlink()
+        partial = tarball.with_suffix(".partial")
+        sh(["tar", "-C", target, "--numeric-owner", "-cf", partial, "."], timeout=600)
+        partial.rename(tarball)
+        shutil.rmtree(target)
+        note = f"debootstrap in {time.monotonic() - started:.0f} s"
+    changes = [arg for change in BASE_CONFIG for arg in ("--change", change)]
+    sh(["podman", "import", *changes, tarball, tag], timeout=600)
+    return tag, f"{tag} ({note})"
+
+
+def python_image() -> tuple[str, str]:
+    """``ALGOSEEK_SYNC_TEST_PYTHON_IMAGE`` (an image, or ``local``), else the registry's, else local."""
+    chosen = os.environ.get("ALGOSEEK_SYNC_TEST_PYTHON_IMAGE", "")
+    if chosen and chosen != "local":
+        return chosen, f"{chosen} (ALGOSEEK_SYNC_TEST_PYTHON_IMAGE)"
+    if not chosen:
+        if image_exists(REGISTRY_IMAGE):
+            return REGISTRY_IMAGE, f"{REGISTRY_IMAGE} (cached)"
+        if registry_reachable():
+            pulled = sh(["podman", "pull", "--quiet", REGISTRY_IMAGE], check=False, timeout=900)
+            if pulled.returncode == 0:
+                return REGISTRY_IMAGE, f"{REGISTRY_IMAGE} (pulled)"
+    return local_base_image()
+
+
+# -- the wheelhouse and the build context ------------------------------------------------------
+
+
+def wheelhouse() -> tuple[Path, str]:
+    """``make wheelhouse`` into the cache, keyed by the dependencies and the recipe."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    recipe = [line for line in (REPO / "Makefile").read_text().splitlines() if "WHEEL" in line]
+    key = digest(project["project"]["dependencies"], project["build-system"]["requires"], recipe)
+    home = CACHE / "wheelhouse"
+    target = home / key
+    if any(target.glob("*.whl")):
+        return target, f"{sum(1 for _ in target.glob('*.whl'))} wheels (cached)"
+    if home.exists():
+        shutil.rmtree(home)
+    partial = home / f"{key}.partial"
+    partial.mkdir(parents=True)
+    started = time.monotonic()
+    sh(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            REPO,
+            "-o",
+            ".venv/.installed",  # the test's own environment runs pip; never rebuild the venv here
+            "wheelhouse",
+            f"WHEELS={partial}",
+            f"BIN={Path(sys.executable).parent}",
+        ],
+        timeout=900,
+    )
+    assert any(partial.glob("*.whl")), "make wheelhouse wrote no wheels"
+    partial.rename(target)
+    count = sum(1 for _ in target.glob("*.whl"))
+    return target, f"{count} wheels (make wheelhouse, {time.monotonic() - started:.0f} s)"
+
+
+def ignored(directory: str, names: list[str]) -> set[str]:
+    """What a clean clone does not have (the wheelhouse is added from the cache)."""
+    skip = {".git", ".venv", "venv", "var", "build", "dist", "wheels", "__pycache__"}
+    skip |= {".pytest_cache", ".ruff_cache", ".mypy_cache"}
+    out = {n for n in names if n in skip or n.endswith(".egg-info")}
+    if Path(directory) == REPO / "bench":
+        out.add("work")
+    return out
+
+
+def build_context(context: Path, wheels: Path) -> Path:
+    shutil.copytree(REPO, context, ignore=ignored, symlinks=True)
+    (context / "wheels").mkdir()
+    if (REPO / "wheels" / "README.md").exists():
+        shutil.copyfile(REPO / "wheels" / "README.md", context / "wheels" / "README.md")
+    for wheel in wheels.glob("*.whl"):
+        try:
+            os.link(wheel, context / "wheels" / wheel.name)
+        except OSError:
+            shutil.copyfile(wheel, context / "wheels" / wheel.name)
+    return context
+
+
+# -- looking inside the image ------------------------------------------------------------------
+
+COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "clang++", "tcc")
+BIN_DIRS = ("usr/bin", "usr/local/bin", "bin", "usr/sbin", "usr/local/sbin", "opt/algoseek-sync/venv/bin")
+
+
+def image_problems(rootfs: Path) -> list[str]:
+    """No compiler, no pip cache, none of the repository's tests or benchmarks."""
+    problems = []
+    for directory in BIN_DIRS:
+        for name in COMPILERS:
+            if os.path.lexists(rootfs / directory / name):
+                problems.append(f"compiler /{directory}/{name}")
+        for pattern in ("*-linux-gnu-gcc*", "*-linux-gnu-g++*", "gcc-[0-9]*", "g++-[0-9]*"):
+            for path in (rootfs / directory).glob(pattern):
+                problems.append(f"compiler /{path.relative_to(rootfs)}")
+    theirs = {}  # size -> sha256 of every file of tests/ and bench/ big enough to be telling
+    for folder in ("tests", "bench"):
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.stat().st_size >= 100:
+                theirs.setdefault(path.stat().st_size, set()).add(
+                    hashlib.sha256(path.read_bytes()).hexdigest()
+                )
+    for top, dirs, files in os.walk(rootfs):
+        rel = Path(top).relative_to(rootfs)
+        if rel.parts[:1] in (("proc",), ("sys",), ("dev",)):
+            dirs[:] = []
+            continue
+        third_party = ("site-packages" in rel.parts or "dist-packages" in rel.parts) and (
+            "algoseek_sync" not in rel.parts
+        )
+        for name in dirs:
+            if name in ("tests", "bench") and not third_party:
+                problems.append(f"directory /{rel / name}")
+            if name == "pip" and rel.name == ".cache":
+                problems.append(f"pip cache /{rel / name}")
+        for name in files:
+            path = Path(top, name)
+            with contextlib.suppress(OSError):
+                info = path.lstat()
+                regular = stat.S_ISREG(info.st_mode) and info.st_size in theirs
+                if regular and hashlib.sha256(path.read_bytes()).hexdigest() in theirs[info.st_size]:
+                    problems.append(f"a copy of a repository test/bench file: /{rel / name}")
+    return problems
+
+
+def owned_by_root(state: Path) -> list[str]:
+    paths = [state, *state.rglob("*")]
+    return [
+        f"{p} ({p.lstat().st_uid}:{p.lstat().st_gid})"
+        for p in paths
+        if 0 in (p.lstat().st_uid, p.lstat().st_gid)
+    ]
+
+
+# -- two ways to start the image ---------------------------------------------------------------
+
+
+class Started:
+    """The running image: run a command in it, stop it, look at its state directory."""
+
+    how: str
+    state: Path  # the host's view of /state
+
+    def exec(self, *args: str) -> subprocess.CompletedProcess[str]:
+        raise NotImplementedError
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM (the image's STOPSIGNAL); its exit code and how long it took."""
+        raise NotImplementedError
+
+    def log(self) -> str:
+        raise NotImplementedError
+
+
+class PodmanRun(Started):
+    def __init__(self, container: str, volume: str) -> None:
+        self.container, self.volume = container, volume
+        self.how = "podman run (drop mounted read-only, state in a named volume)"
+        sh(["podman", "start", container], timeout=120)
+        mountpoint = sh(["podman", "volume", "inspect", "--format", "{{.Mountpoint}}", volume]).stdout
+        self.state = Path(mountpoint.strip())
+
+    def exec(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return sh(["podman", "exec", self.container, *args], check=False, timeout=120)
+
+    def stop(self) -> tuple[int, float]:
+        started = time.monotonic()
+        sh(["podman", "kill", "--signal", "TERM", self.container])
+        code = int(sh(["podman", "wait", self.container], timeout=60).stdout.strip().splitlines()[-1])
+        return code, time.monotonic() - started
+
+    def log(self) -> str:
+        logs = sh(["podman", "logs", self.container], check=False)
+        return (logs.stdout + logs.stderr)[-6000:]
+
+
+def home_of(rootfs: Path, user: str) -> str:
+    """The home directory the runtime would set: the user's entry in the image's /etc/passwd."""
+    for line in (rootfs / "etc" / "passwd").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and user in (fields[0], fields[2]):
+            return fields[5]
+    return "/"
+
+
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
+
+
+class Chroot(Started):
+    """What the runtime would do, with ``chroot``: the image's user, environment and directory."""
+
+    def __init__(self, rootfs: Path, config: dict, drop: Path, logfile: Path, mounts: list[Path]) -> None:
+        self.rootfs, self.config, self.logfile = rootfs, config, logfile
+        self.how = (
+            "chroot into the image's root file system as uid 10001 under tini (drop bind-mounted read-only)"
+        )
+        self.state = rootfs / config["WorkingDir"].lstrip("/")
+        for name, (major, minor) in DEVICES.items():
+            node = rootfs / "dev" / name
+            if not os.path.lexists(node):
+                node.parent.mkdir(exist_ok=True)
+                os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+                node.chmod(0o666)
+        (rootfs / "proc").mkdir(exist_ok=True)
+        sh(["mount", "-t", "proc", "proc", rootfs / "proc"])
+        mounts.append(rootfs / "proc")
+        (rootfs / "drop").mkdir(exist_ok=True)
+        sh(["mount", "--bind", drop, rootfs / "drop"])
+        mounts.append(rootfs / "drop")
+        sh(["mount", "-o", "remount,bind,ro", drop, rootfs / "drop"])
+        user, _, group = config["User"].partition(":")
+        self.prefix = [
+            "chroot",
+            f"--userspec={user}:{group or user}",
+            f"--groups={group or user}",
+            rootfs,
+            "/usr/bin/env",
+            "-i",
+            "-C",
+            config["WorkingDir"],
+            *config["Env"],
+            f"HOME={home_of(rootfs, user)}",
+        ]
+        with logfile.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(c) for c in [*self.prefix, "TINI_SUBREAPER=1", *config["Entrypoint"], *config["Cmd"]]],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PATH": SBIN},
+            )
+
+    def exec(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return sh([*self.prefix, *args], check=False, timeout=120, env={**os.environ, "PATH": SBIN})
+
+    def stop(self) -> tuple[int, float]:
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # chroot and env exec: this pid is tini
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        return code, time.monotonic() - started
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")[-6000:]
+
+
+# -- the test ----------------------------------------------------------------------------------
+
+
+def stored_bars(started: Started) -> list[dict[str, str]]:
+    out = started.exec("algoseek-sync", "bars", "--figi", AAPL_FIGI, "--format", "csv")
+    return list(csv.DictReader(io.StringIO(out.stdout))) if out.returncode == 0 else []
+
+
+def sample_by_day() -> dict[str, tuple[float, ...]]:
+    with AAPL_SAMPLE.open(newline="") as fh:
+        return {
+            r["TradeDate"]: tuple(float(r[c]) for c in ("Open", "High", "Low", "Close", "MarketHoursVolume"))
+            for r in csv.DictReader(fh)
+        }
+
+
+@pytest.mark.timeout(3600)
+def test_image_builds_offline_starts_ingests_and_stops(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    missing = [tool for tool in TOOLS if shutil.which(tool, path=SBIN) is None]
+    assert not missing, f"missing host tools {missing}: `make container-tools` installs them"
+    timings: dict[str, float] = {}
+    begun = time.monotonic()
+
+    with cache_lock():
+        base, base_note = python_image()
+        wheels, wheels_note = wheelhouse()
+    timings["caches"] = time.monotonic() - begun
+    probe = sh(["podman", "run", "--rm", "--network", "none", base, "true"], check=False, timeout=300)
+    runtime_ok = probe.returncode == 0
+    runtime_note = "" if runtime_ok else (probe.stderr.strip().splitlines() or ["?"])[-1]
+
+    # -- build: the repository's Dockerfile and .dockerignore, the cached wheelhouse ---------------
+    context = build_context(tmp_path / "context", wheels)
+    run_id = uuid.uuid4().hex[:12]
+    tag, build_tag = f"{IMAGE}:run-{run_id}", f"{IMAGE}:run-{run_id}-build"
+    build = [
+        "podman",
+        "build",
+        "--format=docker",  # keeps HEALTHCHECK
+        "--layers",
+        "--pull=never",
+        "--build-arg",
+        f"PYTHON_IMAGE={base}",
+        "--build-arg",
+        f"SOURCE_REVISION=test-{run_id}",  # the project layer is rebuilt on every run
+        *([] if runtime_ok else ["--isolation", "chroot"]),
+        "--file",
+        context / "Dockerfile",
+    ]
+    old_ids = [image_id(f"{IMAGE}:cache"), image_id(f"{IMAGE}:cache-build")]
+    container, volume = f"algoseek-sync-test-{run_id}", f"algoseek-sync-test-{run_id}"
+    mounts: list[Path] = []
+    built = time.monotonic()
+    try:
+        log = sh([*build, "--tag", tag, context], timeout=2400, check=False)
+        (tmp_path / "build.log").write_text(log.stdout + log.stderr)
+        if log.returncode != 0:
+            raise AssertionError(
+                f"podman build failed ({log.returncode}):\n{(log.stdout + log.stderr)[-5000:]}"
+            )
+        # the build stage again (all cached) under a name of its own: it anchors its layers
+        sh([*build, "--target", "build", "--tag", build_tag, context], timeout=600)
+        timings["build"] = time.monotonic() - built
+        assert "Looking in links: /wheels" in log.stdout, "pip did not install from the wheelhouse"
+
+        inspected = json.loads(sh(["podman", "image", "inspect", tag]).stdout)[0]
+        config = inspected["Config"]
+        assert config["Entrypoint"] == ["tini", "--", "algoseek-sync"] and config["Cmd"] == ["run"]
+        assert config["User"].split(":")[0] == str(IMAGE_UID) and config["WorkingDir"] == "/state"
+        health = inspected["Healthcheck"]["Test"]
+        assert health[0] == "CMD", health
+        health = health[1:]
+
+        # -- a container of the image: its file system, then start it ---------------------------
+        drop = tmp_path / "drop"
+        drop.mkdir(mode=0o755)
+        drop.chmod(0o755)
+        shutil.copyfile(AAPL_SAMPLE, drop / "33449.csv")
+        shutil.copyfile(MASTER_SAMPLE, drop / "equity_security_master.csv")
+        for path in drop.iterdir():
+            path.chmod(0o644)
+        create = ["podman", "create", "--name", container, "--no-healthcheck"]
+        if runtime_ok:
+            sh(["podman", "volume", "create", volume])
+            create += ["--network", "none", "-v", f"{drop}:/drop:ro,z", "-v", f"{volume}:/state"]
+        sh([*create, tag])
+        rootfs = Path(sh(["podman", "mount", container]).stdout.strip())
+        problems = image_problems(rootfs)
+        assert not problems, "the image holds what it should not:\n" + "\n".join(problems)
+
+        started_at = time.monotonic()
+        if runtime_ok:
+            started: Started = PodmanRun(container, volume)
+        else:
+            started = Chroot(rootfs, config, drop, tmp_path / "daemon.log", mounts)
+        try:
+            checks: list[subprocess.CompletedProcess[str]] = []
+
+            def healthy() -> bool:
+                checks.append(started.exec(*health))
+                return checks[-1].returncode == 0
+
+            wait_for(
+                healthy, 120, "status --health to say healthy", lambda: checks[-1].stdout + checks[-1].stderr
+            )
+            rows: list[dict[str, str]] = []
+
+            def ingested() -> bool:
+                rows[:] = stored_bars(started)
+                return len(rows) >= AAPL_ROWS
+
+            wait_for(ingested, 180, f"{AAPL_ROWS} stored rows", lambda: f"{len(rows)} rows\n{started.log()}")
+            timings["ready"] = time.monotonic() - started_at
+            assert len(rows) == AAPL_ROWS
+            stored = {
+                r["tradedate"]: tuple(float(r[c]) for c in ("open", "high", "low", "close", "volume"))
+                for r in rows
+            }
+            assert stored == sample_by_day()
+            assert {r["unique_identifier"] for r in rows} == {AAPL_FIGI}
+            verdict = started.exec(*health)
+            assert verdict.returncode == 0, verdict.stdout + verdict.stderr
+            assert verdict.stdout.split()[0].strip(":,.").lower() == "healthy", verdict.stdout
+        finally:
+            code, took = started.stop()
+        assert code == 0, f"exit {code} after SIGTERM:\n{started.log()}"
+        assert took <= 10, f"SIGTERM took {took:.1f} s"
+        assert (started.state / "state.db").exists(), sorted(p.name for p in started.state.iterdir())
+        root_owned = owned_by_root(started.state)
+        assert not root_owned, "owned by root in /state:\n" + "\n".join(root_owned)
+    finally:
+        for point in reversed(mounts):
+            if sh(["umount", point], check=False).returncode != 0:
+                sh(["umount", "-l", point], check=False)
+        sh(["podman", "rm", "--force", "--volumes", container], check=False)
+        sh(["podman", "volume", "rm", "--force", volume], check=False)
+        promoted = image_exists(tag) and image_exists(build_tag)  # the new layers become the cache
+        if promoted:
+            for name, anchor in ((tag, f"{IMAGE}:cache"), (build_tag, f"{IMAGE}:cache-build")):
+                promoted = promoted and sh(["podman", "tag", name, anchor], check=False).returncode == 0
+        for name in (tag, build_tag):
+            if image_exists(name):
+                sh(["podman", "untag", name, name] if promoted else ["podman", "rmi", name], check=False)
+        for old in old_ids:  # the previous run's images, and their layers nothing else uses
+            if old and old not in (image_id(f"{IMAGE}:cache"), image_id(f"{IMAGE}:cache-build")):
+                sh(["podman", "rmi", old], check=False)
+
+    total = time.monotonic() - begun
+    with capsys.disabled():
+        print(
+            f"\ncontainer test: base {base_note}; wheelhouse {wheels_note}; caches {timings['caches']:.0f} s; "
+            f"podman build{'' if runtime_ok else ' --isolation chroot'} {timings['build']:.0f} s; "
+            f"started via {started.how}"
+            + ("" if runtime_ok else f" [podman run refused: {runtime_note}]")
+            + f"; {AAPL_ROWS} rows stored {timings['ready']:.0f} s after start; "
+            f"SIGTERM -> exit 0 in {took:.1f} s; total {total:.0f} s"
+        )
