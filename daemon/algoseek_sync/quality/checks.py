@@ -18,51 +18,15 @@ batch costs about as much as decoding their chunks. Each check, and its severity
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from algoseek_sync.quality.calendar import Sessions
+from algoseek_sync.quality.kinds import Finding, Params
 
 Span = tuple[int, int]  # a listing period, YYYYMMDD inclusive
-
-SEVERITY: dict[str, str] = {
-    "missing_session": "warning",
-    "non_session_row": "warning",
-    "high_below_low": "error",
-    "close_outside_range": "error",
-    "non_positive_price": "error",
-    "negative_volume": "error",
-    "missing_price_with_volume": "error",
-    "open_outside_range": "info",
-    "stale_price": "warning",
-    "unexplained_jump": "warning",
-    "not_delivered": "warning",
-    "not_listed": "info",
-    "late_delivery": "error",
-}
-#: kinds found by :func:`check` (the others come from deliveries, see quality/delivery.py)
-HISTORY_KINDS = tuple(k for k in SEVERITY if k not in ("not_delivered", "not_listed", "late_delivery"))
-
-
-@dataclass(frozen=True)
-class Params:
-    stale_sessions: int = 5
-    jump_threshold: float = 0.40
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: str
-    secid: int | None
-    start: int | None  # YYYYMMDD
-    end: int | None
-    observed: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def severity(self) -> str:
-        return SEVERITY[self.kind]
+DEFAULT = Params()
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
@@ -84,7 +48,7 @@ def check(
     table: pa.Table,
     sessions: Sessions,
     listing: Mapping[int, Sequence[Span]],
-    params: Params = Params(),
+    params: Params = DEFAULT,
     *,
     has_events: bool = True,
 ) -> list[Finding]:

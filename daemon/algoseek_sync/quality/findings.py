@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from algoseek_sync.quality.checks import SEVERITY, Finding
+from algoseek_sync.quality.kinds import SEVERITY, Finding
 
 if TYPE_CHECKING:
     from algoseek_sync.db import Database

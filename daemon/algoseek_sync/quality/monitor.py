@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from algoseek_sync.quality.checks import HISTORY_KINDS, Finding, Params
 from algoseek_sync.quality.findings import Findings
+from algoseek_sync.quality.kinds import HISTORY_KINDS, Finding, Params
 
 if TYPE_CHECKING:
     from algoseek_sync.backends.base import Backend
@@ -89,7 +89,7 @@ class Quality:
         if not self.config.enabled:
             return
         from algoseek_sync.formats.datasets import DATASETS
-        from algoseek_sync.quality.checks import check
+        from algoseek_sync.quality.kinds import check
 
         for dataset, secids in affected.secids.items():
             ordered = sorted(secids)
