@@ -176,17 +176,29 @@ class Chunks:
         return codec.records(layout, columns, extra)
 
     def _existing(self, dataset_id: int, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Records]:
+        """Stored chunks of ``keys``, looked up SecId by SecId through the primary key.
+
+        (Not ``(secid, period) IN (...)``: SQLite answers a row-value list with a scan of the
+        whole dataset, which made each batch cost as much as the store is large.)
+        """
+        wanted = set(keys)
+        periods: dict[int, list[int]] = {}
+        for secid, period in keys:
+            periods.setdefault(secid, []).append(period)
         out: dict[tuple[int, int], Records] = {}
         layouts = self._layouts_by_id()
-        for part in chunked(keys, IN_CHUNK // 2):
-            marks = ",".join("(?, ?)" for _ in part)
-            flat = [v for key in part for v in key]  # type: ignore[union-attr]
+        secids = sorted(periods)
+        for part in chunked(secids, IN_CHUNK):
+            lo = min(min(periods[s]) for s in part)  # type: ignore[index]
+            hi = max(max(periods[s]) for s in part)  # type: ignore[index]
+            marks = ",".join("?" * len(part))
             for secid, period, data in self.db.execute(
-                f"SELECT secid, period, data FROM bar_chunks WHERE dataset = ? AND (secid, period) IN ({marks})",
-                (dataset_id, *flat),
+                f"SELECT secid, period, data FROM bar_chunks WHERE dataset = ? AND secid IN ({marks})"
+                " AND period BETWEEN ? AND ?",
+                (dataset_id, *part, lo, hi),
             ):
-                (recs,) = codec.decode([data], layouts)
-                out[(secid, period)] = recs
+                if (secid, period) in wanted:
+                    (out[(secid, period)],) = codec.decode([data], layouts)
         return out
 
     # -- reading ---------------------------------------------------------------------------
