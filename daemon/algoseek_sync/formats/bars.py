@@ -49,6 +49,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 #: A time of day as stored: HH:MM:SS, then .fff when it has milliseconds, .ffffff when it has microseconds.
 CANONICAL_TIME = r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.(\d\d[1-9]|\d[1-9]\d|[1-9]\d\d)(\d\d\d)?)?$"
+_CANONICAL = pc.MatchSubstringOptions(CANONICAL_TIME)
 _TIME = re.compile(r"^(\d{1,2}):(\d\d):(\d\d)(?:\.(\d{1,6}))?$")
 ARROW_MIN_BLOCK = 1 << 16
 SHOWN = 5  # line numbers named per note
@@ -80,6 +81,7 @@ def close_time_index(tradedate: int | str) -> str:
     return day.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=100_000)
 def is_trade_date(value: int) -> bool:
     """A YYYYMMDD integer that is a real calendar day (19000101 … 29991231)."""
     if not 19000101 <= value <= 29991231:
@@ -304,8 +306,9 @@ def _keep(rows: _Rows, keep: np.ndarray) -> None:
 def _deduplicate(rows: _Rows) -> list[Problem]:
     """Drop exact duplicates; for different rows of one (SecId, TradeDate) keep the last."""
     table = rows.table
-    keys = table.group_by(["SecId", "TradeDate"], use_threads=False).aggregate([("SecId", "count")])
-    if keys.num_rows == table.num_rows:
+    secid = table["SecId"].to_numpy().astype(np.int64)
+    keys = secid * 100_000_000 + table["TradeDate"].to_numpy().astype(np.int64)
+    if len(np.unique(keys)) == table.num_rows:
         return []
     index = pa.array(np.arange(table.num_rows, dtype=np.int64))
     with_index = table.append_column("__row", index)
@@ -389,22 +392,28 @@ def canonical_time(text: str) -> str | None:
 
 def _times(rows: _Rows, dataset: Dataset) -> list[Problem]:
     """Time-of-day columns in canonical form; a value that is no time is kept only in ``extra``."""
+    present = set(rows.table.column_names)
+    names = [c.source for c in dataset.columns if c.type == "time" and c.source in present]
+    if not names or rows.table.num_rows == 0:
+        return []
+    together = pa.chunked_array([chunk for name in names for chunk in rows.table[name].chunks], pa.string())
+    matched = pc.sum(pc.match_substring_regex(together, options=_CANONICAL)).as_py() or 0
+    if matched == len(together) - together.null_count:
+        return []  # the common case: one regex over every time value of the file
     bad_cells = 0
-    for column in dataset.columns:
-        if column.type != "time" or column.source not in rows.table.column_names:
-            continue
-        values = rows.table[column.source]
-        ok = pc.fill_null(pc.match_substring_regex(values, CANONICAL_TIME), True)
+    for name in names:
+        values = rows.table[name]
+        ok = pc.fill_null(pc.match_substring_regex(values, options=_CANONICAL), True)
         if pc.all(ok).as_py():
             continue
         fixed = values.to_pylist()
         for row in np.flatnonzero(~ok.to_numpy(zero_copy_only=False)).tolist():
             fixed[row] = canonical_time(fixed[row])
             if fixed[row] is None:
-                rows.exact.setdefault(row, {})[column.source] = values[row].as_py()
+                rows.exact.setdefault(row, {})[name] = values[row].as_py()
                 bad_cells += 1
-        index = rows.table.column_names.index(column.source)
-        rows.table = rows.table.set_column(index, column.source, pa.array(fixed, pa.string()))
+        index = rows.table.column_names.index(name)
+        rows.table = rows.table.set_column(index, name, pa.array(fixed, pa.string()))
     if not bad_cells:
         return []
     return [
@@ -476,12 +485,15 @@ def conform(rows: _Rows, dataset: Dataset, extras: list[str]) -> pa.Table:
     """Source columns → the dataset's stored columns and types (absent optional columns are nulls)."""
     schema = arrow_schema(dataset)
     n = rows.table.num_rows
+    present = set(rows.table.column_names)
     arrays = []
     for column in dataset.columns:
-        if column.source in rows.table.column_names:
-            arrays.append(rows.table[column.source].cast(ARROW_TYPES[column.type]))
-        else:
-            arrays.append(pa.nulls(n, ARROW_TYPES[column.type]))
+        wanted = ARROW_TYPES[column.type]
+        if column.source not in present:
+            arrays.append(pa.nulls(n, wanted))
+            continue
+        array = rows.table[column.source]
+        arrays.append(array if array.type == wanted else array.cast(wanted))
     arrays.append(_extra_column(rows, extras))
     return pa.Table.from_arrays(arrays, schema=schema)
 
