@@ -1,4 +1,5 @@
-"""Run ``algoseek-sync run`` as a subprocess on a sandbox, with short windows for tests."""
+"""Run ``algoseek-sync run`` as a subprocess on a sandbox (short windows for tests), and read its state
+database like another process would: ledger rows, and the bars decoded from the store's chunks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
+
+from algoseek_sync.db import Database
+from algoseek_sync.formats.datasets import DATASETS
+from algoseek_sync.store.chunks import Chunks
 from conftest import Sandbox
 
 FAST_CONFIG = """\
@@ -53,13 +59,51 @@ def integrity(db: Path) -> str:
         conn.close()
 
 
-def bars_rows(db: Path) -> list[tuple]:
-    """Every stored bar, in a fixed order: two stores are equal when these lists are."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def stored_tables(db: Path) -> dict[str, pa.Table]:
+    """dataset → every bar the embedded store holds for it, decoded from its chunks
+    (the dataset's stored columns, sorted by secid and tradedate)."""
+    if not db.exists():
+        return {}
+    database = Database(db, readonly=True)
     try:
-        return conn.execute("SELECT * FROM bars ORDER BY unique_identifier, time_index").fetchall()
+        chunks = Chunks(database)
+        tables: dict[str, pa.Table] = {}
+        for name, dataset in DATASETS.items():
+            dataset_id = chunks.dataset_id(name)
+            if dataset_id is None:
+                continue
+            secids = [
+                r[0]
+                for r in database.execute(
+                    "SELECT DISTINCT secid FROM bar_chunks WHERE dataset = ? ORDER BY secid", (dataset_id,)
+                )
+            ]
+            if secids:
+                tables[name] = chunks.read(dataset, secids)
+        return tables
     finally:
-        conn.close()
+        database.close()
+
+
+def stored_bars(db: Path) -> list[tuple]:
+    """Every stored bar row, in a fixed order: two stores hold the same bars exactly when these are equal.
+
+    One tuple per row: (dataset, secid, tradedate, then the dataset's other columns in
+    ``Dataset.names`` order, ``extra`` last). Rows are stored once per SecId (FIGIs are
+    routed at read time), so this compares what was stored, not how it is routed.
+    """
+    rows: list[tuple] = []
+    for name, table in stored_tables(db).items():
+        others = [c for c in DATASETS[name].names if c not in ("secid", "tradedate")]
+        rows += [(name, r["secid"], r["tradedate"], *(r[c] for c in others)) for r in table.to_pylist()]
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+
+
+def stored_count(db: Path, secid: int | None = None) -> int:
+    """Bar rows stored (over every dataset), optionally of one SecId; 0 before the store exists."""
+    where, params = ("WHERE secid = ?", (secid,)) if secid is not None else ("", ())
+    found = query(db, f"SELECT coalesce(sum(rows), 0) FROM bar_chunks {where}", params)
+    return int(found[0][0]) if found else 0
 
 
 def newest_states(db: Path) -> dict[str, str]:

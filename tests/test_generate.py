@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from algoseek_sync import cli
+from algoseek_sync.formats.bars import parse_bars
 from algoseek_sync.generate import (
     BAR_COLUMNS,
     MASTER_COLUMNS,
@@ -24,8 +25,8 @@ from algoseek_sync.generate import (
     trade_dates,
     write_bars,
 )
+from conftest import AAPL_SAMPLE, MASTER_SAMPLE
 
-SAMPLES = Path(__file__).resolve().parent / "data" / "algoseek"
 REAL_FIGIS = ["BBG000BVPV84", "BBG000B9XRY4", "BBG000BPH459", "BBG000BSWKH7", "BBG000DWG505"]
 CONSONANTS_DIGITS = set("0123456789BCDFGHJKLMNPQRSTVWXYZ")
 
@@ -85,7 +86,7 @@ def test_make_figi_valid_and_unique() -> None:
 
 
 def test_master_columns_match_real_sample(tmp_path: Path) -> None:
-    real = header_of(SAMPLES / "equity_security_master-sample.csv")
+    real = header_of(MASTER_SAMPLE)
     assert list(MASTER_COLUMNS) == real
     manifest = generate_drop(tmp_path, DropSpec(secids=50, days=5))
     assert header_of(manifest.master_path) == real
@@ -152,11 +153,14 @@ def test_headers_exact_and_gz_decompresses(tmp_path: Path, schema: str, aggregat
         rows = list(csv.reader(io.StringIO(text)))[1:]
         assert all(len(r) == len(BAR_COLUMNS[schema]) for r in rows)
         total += len(rows)
+        parsed = parse_bars(text.encode())  # the daemon reads every row, with nothing to report
+        assert parsed.dataset.name == ("standard-adjusted" if schema == "standard" else schema)
+        assert parsed.table.num_rows == len(rows) and parsed.notes == () and parsed.extra_columns == ()
     assert total == manifest.rows == 120
 
 
 def test_standard_header_matches_real_sample() -> None:
-    assert header_of(SAMPLES / "standard-adjusted-secid-33449.csv") == list(BAR_COLUMNS["standard"])
+    assert header_of(AAPL_SAMPLE) == list(BAR_COLUMNS["standard"])
 
 
 def test_determinism_same_bytes(tmp_path: Path) -> None:
@@ -287,8 +291,7 @@ def test_cli_prints_summary(tmp_path: Path) -> None:
     argv = ["generate", str(tmp_path), "--secids", "7", "--days", "4", "--schema", "standard", "--seed", "1"]
     result = CliRunner().invoke(cli.main, [*argv, "--aggregation", "tradedate", "--compression", "none"])
     assert result.exit_code == 0, result.output
-    out = result.output.strip()
-    assert out.count("\n") == 0 and "28 row(s)" in out
+    assert result.output == f"wrote 4 bar file(s), 28 row(s) and a master to {tmp_path}\n"
     assert sorted(p.name for p in tmp_path.iterdir())[-1] == "equity_security_master.csv"
 
 

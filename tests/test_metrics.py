@@ -14,10 +14,12 @@ from prometheus_client import generate_latest
 
 from algoseek_sync.backends.base import AssetOutcome, AssetReport
 from algoseek_sync.backends.local import LocalBackend
+from algoseek_sync.config import parse_listen
 from algoseek_sync.db import Database
-from algoseek_sync.errors import BackendUnavailableError, ConfigError
+from algoseek_sync.errors import BackendUnavailableError, ConfigError, TemporaryFailure
 from algoseek_sync.ledger import Ledger
-from algoseek_sync.metrics import HttpServer, Metrics, parse_listen
+from algoseek_sync.metrics import HttpServer, Metrics
+from algoseek_sync.problems import KINDS
 from algoseek_sync.worker import FileResult
 from conftest import Sandbox
 from helpers_daemon import Daemon, wait_for
@@ -53,14 +55,29 @@ def test_hooks_refresh_and_registration_counting(tmp_path: Path) -> None:
     metrics = Metrics()
     metrics.on_result(FileResult("1.csv", "bars", "done", rows=10, written=20, seconds=0.2))
     metrics.on_result(FileResult("2.csv", "bars", "quarantined", seconds=0.1, reason="bad"))
+    metrics.on_result(FileResult("3.csv", "bars", "failed", seconds=0.1, reason="KeyError: 'x'"))
+    metrics.on_problem("bad_rows", 2)
+    metrics.on_problem("bad_rows", 1)
     db = Database(tmp_path / "state.db")
     ledger = Ledger(db)
     ledger.record("1.csv", 5, 1, "bars")
-    metrics.refresh(ledger)
+    metrics.refresh(ledger, {"bad_rows": 2, "conflicting_rows": 1})
     text = generate_latest(metrics.registry).decode()
     assert sample(text, "algoseek_sync_files_processed_total", kind="bars", outcome="done") == 1
+    assert sample(text, "algoseek_sync_files_processed_total", kind="bars", outcome="failed") == 1
+    assert sample(text, "algoseek_sync_problems_total", kind="bad_rows") == 3
+    assert sample(text, "algoseek_sync_open_problems", kind="bad_rows") == 2
+    assert sample(text, "algoseek_sync_open_problems", kind="conflicting_rows") == 1
+    for kind in KINDS:  # every kind is a series from the start, so alert rules see zeros
+        assert sample(text, "algoseek_sync_problems_total", kind=kind) is not None
+        assert sample(text, "algoseek_sync_open_problems", kind=kind) is not None
+    assert sample(text, "algoseek_sync_problems_total", kind="duplicate_rows") == 0
+    metrics.refresh(ledger, {"conflicting_rows": 1})  # the bad rows were fixed by a re-delivery
+    text = generate_latest(metrics.registry).decode()
+    assert sample(text, "algoseek_sync_open_problems", kind="bad_rows") == 0
+    assert sample(text, "algoseek_sync_problems_total", kind="bad_rows") == 3
     assert sample(text, "algoseek_sync_rows_written_total") == 20
-    assert sample(text, "algoseek_sync_processing_duration_seconds_count", kind="bars") == 2
+    assert sample(text, "algoseek_sync_processing_duration_seconds_count", kind="bars") == 3
     assert sample(text, "algoseek_sync_queue_depth") == 1
     assert sample(text, "algoseek_sync_last_success_timestamp_seconds")
     for line in text.splitlines():
@@ -91,8 +108,11 @@ def test_listen_parsing_and_http_routes() -> None:
     assert parse_listen("127.0.0.1:9108") == ("127.0.0.1", 9108)
     assert parse_listen(":9108") == ("0.0.0.0", 9108)
     assert parse_listen("[::1]:9108") == ("::1", 9108)
-    with pytest.raises(ConfigError):
-        parse_listen("localhost")
+    for bad in ("localhost", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000"):
+        with pytest.raises(ValueError, match="is not host:port"):
+            parse_listen(bad)
+    with pytest.raises(ConfigError, match=r"metrics\.listen"):
+        HttpServer("localhost", Metrics(), lambda: (True, ""), lambda: (True, ""))
     state = {"ready": False}
     server = HttpServer(
         f"127.0.0.1:{free_port()}",
@@ -108,6 +128,8 @@ def test_listen_parsing_and_http_routes() -> None:
         state["ready"] = True
         assert get(f"{base}/readyz")[0] == 200
         assert "algoseek_sync_queue_depth" in get(f"{base}/metrics")[1]
+        with pytest.raises(TemporaryFailure, match=r"cannot listen on metrics\.listen"):
+            HttpServer(f"127.0.0.1:{server.port}", Metrics(), lambda: (True, ""), lambda: (True, ""))
     finally:
         server.stop()
 
@@ -144,3 +166,20 @@ def test_daemon_metrics_move_after_a_drop(sandbox: Sandbox, samples: Callable[[S
         assert sample(text, "algoseek_sync_processing_duration_seconds_count", kind="bars") == 1
     finally:
         assert daemon.stop() == 0
+
+
+def test_daemon_exits_75_when_the_metrics_port_is_busy(sandbox: Sandbox) -> None:
+    """Another process holds the port (an old instance still stopping): exit 75, a restart may succeed."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        daemon = Daemon(sandbox, ALGOSEEK_SYNC_METRICS_LISTEN=f"127.0.0.1:{port}").start()
+        assert daemon.proc is not None
+        try:
+            code = daemon.proc.wait(60)
+        finally:
+            daemon.kill()
+    assert code == 75, daemon.log()
+    (failed,) = daemon.events("metrics_listen_failed")
+    assert f"127.0.0.1:{port}" in failed["error"] and "Traceback" not in daemon.log()

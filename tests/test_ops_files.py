@@ -17,10 +17,9 @@ import pytest
 
 from algoseek_sync.backends.mainsequence.env import parse_env_file
 from algoseek_sync.config import default_toml, load_settings
+from conftest import AAPL_SAMPLE, MASTER_SAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SAMPLES = SHARED / "samples" / "algoseek"
 SYSTEMD = REPO / "systemd"
 SERVICE = SYSTEMD / "algoseek-sync.service"
 REPROCESS = SYSTEMD / "algoseek-sync-reprocess@.service"
@@ -291,13 +290,17 @@ def test_install_like_the_image_and_start(tmp_path: Path) -> None:
     assert helped.returncode == 0 and "reprocess" in helped.stdout and "check-config" in helped.stdout
     checked = run("check-config")
     assert checked.returncode == 0 and "configuration OK" in checked.stdout, checked.stderr
-    shutil.copyfile(SAMPLES / "equity_security_master-sample.csv", drop / "equity_security_master-sample.csv")
-    shutil.copyfile(SAMPLES / "standard-adjusted-secid-33449.csv", drop / "33449.csv")
+    shutil.copyfile(MASTER_SAMPLE, drop / "equity_security_master-sample.csv")
+    shutil.copyfile(AAPL_SAMPLE, drop / "33449.csv")
     once = run("run", "--once")
-    assert once.returncode == 0 and "processed 2 file version(s)" in once.stderr, once.stderr[-2000:]
+    summary = (
+        "processed 2 file version(s): done 2, unchanged 0, waiting 0, quarantined 0, skipped 0,"
+        " superseded 0, deferred 0, failed 0; wrote 3342 row(s)"
+    )
+    assert once.returncode == 0 and summary in once.stderr, once.stderr[-2000:]
     assert json.loads(once.stderr.splitlines()[0])["level"]  # JSON logs, as the image sets
     health = run("status", "--health")
-    assert health.returncode == 1 and "no daemon running" in health.stdout
+    assert health.returncode == 1 and health.stdout.startswith("stopped: no daemon running"), health.stdout
 
 
 # -- configuration examples ---------------------------------------------------------------------
@@ -357,6 +360,8 @@ BAD_CONFIGS = {
     "bad-enum": ('[watch]\nobserver = "fsevents"\n', "watch.observer"),
     "negative": ("[watch]\nstability_seconds = -1\n", "watch.stability_seconds"),
     "invalid-toml": ("[watch\nobserver = 'auto'\n", "invalid TOML"),
+    "listen-without-port": ('[metrics]\nlisten = "127.0.0.1"\n', "metrics.listen"),
+    "health-bound": ("[health]\nfailed_cycles = 0\n", "health.failed_cycles"),
 }
 
 
@@ -399,6 +404,8 @@ def test_configuration_errors_exit_78(tmp_path: Path) -> None:
             cases.append((("--config", str(path)), {}, (needle, str(path))))
     env_needles = ("environment variable ALGOSEEK_SYNC_STABILITY_SECONDS", "watch.stability_seconds")
     cases.append(((), {"ALGOSEEK_SYNC_STABILITY_SECONDS": "abc"}, env_needles))
+    listen_needles = ("environment variable ALGOSEEK_SYNC_METRICS_LISTEN", "metrics.listen", "host:port")
+    cases.append(((), {"ALGOSEEK_SYNC_METRICS_LISTEN": "localhost"}, listen_needles))
     cases.append((("--config", str(tmp_path / "missing.toml")), {}, ("cannot read", "missing.toml")))
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")

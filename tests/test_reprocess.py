@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -14,18 +15,20 @@ import textwrap
 import time
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from algoseek_sync.app import open_app, run_once
 from algoseek_sync.config import Settings, load_settings
+from algoseek_sync.errors import UserInputError
 from algoseek_sync.generate import DropSpec, generate_drop
 from algoseek_sync.health import health
 from algoseek_sync.lock import WorkerLock
-from algoseek_sync.reprocess import Selection, reprocess
+from algoseek_sync.reprocess import Selection, relative_path, reprocess
+from conftest import AAPL_SAMPLE, MASTER_SAMPLE
+from helpers_daemon import stored_bars, stored_tables
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SAMPLES = SHARED / "samples" / "algoseek"
 SPEC = DropSpec(secids=6, days=5, seed=7)
 FIRST = SPEC.first_secid
 
@@ -74,12 +77,15 @@ def query(settings: Settings, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def bars(settings: Settings) -> list[tuple]:
-    return query(settings, "SELECT * FROM bars ORDER BY unique_identifier, time_index")
+    """Every stored bar (dataset, secid, tradedate, …), decoded from the store's chunks."""
+    return stored_bars(settings.db_path)
 
 
 def delete_secid(settings: Settings, secid: int) -> int:
+    """Lose a SecId's bars behind the daemon's back (its chunks); returns the rows they held."""
     with sqlite3.connect(settings.db_path) as conn:
-        return conn.execute("DELETE FROM bars WHERE secid = ?", (secid,)).rowcount
+        deleted = conn.execute("DELETE FROM bar_chunks WHERE secid = ? RETURNING rows", (secid,)).fetchall()
+    return sum(rows for (rows,) in deleted)
 
 
 @pytest.fixture
@@ -97,8 +103,8 @@ def real(tmp_path: Path) -> Settings:
     """The real master sample and AAPL bars (as 33449.csv), ingested once; originals never touched."""
     drop = tmp_path / "drop"
     drop.mkdir()
-    shutil.copyfile(SAMPLES / "equity_security_master-sample.csv", drop / "equity_security_master-sample.csv")
-    shutil.copyfile(SAMPLES / "standard-adjusted-secid-33449.csv", drop / "33449.csv")
+    shutil.copyfile(MASTER_SAMPLE, drop / "equity_security_master-sample.csv")
+    shutil.copyfile(AAPL_SAMPLE, drop / "33449.csv")
     settings = settings_for(drop, tmp_path / "state")
     ingest(settings)
     return settings
@@ -135,6 +141,44 @@ def test_file_relative_or_absolute(generated: Settings) -> None:
         assert bars(generated) == before
 
 
+def test_file_relative_to_the_current_directory(generated: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path as typed in a shell (relative to where one stands) that lies inside the drop is accepted."""
+    before = bars(generated)
+    name = f"{FIRST + 2}.csv.gz"
+    monkeypatch.chdir(generated.drop.dir.parent)
+    assert delete_secid(generated, FIRST + 2) > 0
+    assert reprocess(generated, Selection(files=(f"{generated.drop.dir.name}/{name}",)), progress=False) == 0
+    assert bars(generated) == before
+
+
+def test_relative_path_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    drop = tmp_path / "drop"
+    (drop / "2024").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(drop)
+    assert relative_path(drop, "33449.csv") == "33449.csv"  # relative to the drop
+    assert relative_path(drop, "2024/./20240102.csv") == "2024/20240102.csv"
+    assert relative_path(drop, str(drop / "2024" / "20240102.csv")) == "2024/20240102.csv"  # absolute
+    assert relative_path(tmp_path / "link", str(drop / "33449.csv")) == "33449.csv"  # through a link
+    monkeypatch.chdir(tmp_path)
+    assert relative_path(drop, "drop/2024/20240102.csv") == "2024/20240102.csv"  # relative to the cwd
+    monkeypatch.chdir(drop / "2024")
+    assert relative_path(drop, "20240102.csv") == "2024/20240102.csv"
+    assert relative_path(drop, "../33449.csv") == "33449.csv"
+    for outside in (str(tmp_path / "elsewhere.csv"), "../../elsewhere.csv", str(drop)):
+        with pytest.raises(UserInputError, match="not inside the drop directory"):
+            relative_path(drop, outside)
+
+
+def test_a_reprocessed_file_that_ends_quarantined_exits_1(generated: Settings, capsys) -> None:
+    path = generated.drop.dir / f"{FIRST}.csv.gz"
+    path.write_bytes(gzip.compress(b"SecId;TradeDate;Open\n1;20240102;1.5\n"))
+    capsys.readouterr()
+    assert reprocess(generated, Selection(files=(path.name,)), progress=False) == 1
+    captured = capsys.readouterr()
+    assert "reprocessed 1 of 1 file version(s) (quarantined 1)" in captured.out
+    assert f"quarantined: {path.name}: " in captured.err and "unknown schema" in captured.err
+
+
 def test_since_selects_by_mtime(tmp_path: Path, capsys) -> None:
     drop = tmp_path / "drop"
     manifest = generate_drop(drop, SPEC)
@@ -165,10 +209,9 @@ def test_changed_file_is_reread(generated: Settings) -> None:
     assert reprocess(generated, Selection(secids=(FIRST,)), progress=False) == 0
     states = query(generated, "SELECT state FROM files WHERE path = ? ORDER BY id", (path.name,))
     assert states == [("done",), ("done",)]
-    closes = query(
-        generated, "SELECT DISTINCT close FROM bars WHERE secid = ? AND tradedate = ?", (FIRST, first[1])
-    )
-    assert closes == [(123.45,)]
+    (table,) = stored_tables(generated.db_path).values()
+    day = table.filter((pc.field("secid") == FIRST) & (pc.field("tradedate") == int(first[1])))
+    assert day["close"].to_pylist() == [123.45]
 
 
 def test_progress_bar(generated: Settings, capsys) -> None:
@@ -282,17 +325,21 @@ def beat(settings: Settings, when: float) -> None:
 
 
 def test_health(generated: Settings) -> None:
-    assert health(generated) == (False, f"no daemon running on {generated.state.dir}")
+    stopped = health(generated)
+    assert (stopped.state, stopped.healthy) == ("stopped", False)
+    assert stopped.message() == f"stopped: no daemon running on {generated.state.dir}"
     holder = WorkerLock(generated.state.dir)  # flock conflicts between descriptors, even in one process
     assert holder.acquire()
     try:
-        ok, message = health(generated)
-        assert not ok and "heartbeat" in message
+        verdict = health(generated)
+        assert verdict.state == "unhealthy" and "not written a heartbeat yet" in verdict.message()
         beat(generated, time.time() - 5)
-        assert health(generated) == (True, "healthy")
-        beat(generated, time.time() - 300)
-        ok, message = health(generated)
-        assert not ok and "300 s ago" in message
+        verdict = health(generated)
+        assert (verdict.state, verdict.message()) == ("healthy", "healthy") and verdict.healthy
+        beat(generated, time.time() - 300)  # [health] heartbeat_seconds defaults to 60
+        verdict = health(generated)
+        assert verdict.state == "unhealthy" and not verdict.healthy
+        assert "worker made no progress for 300 s (limit 60 s)" in verdict.message()
     finally:
         holder.release()
 
@@ -300,14 +347,19 @@ def test_health(generated: Settings) -> None:
 def test_status_health_cli(generated: Settings, tmp_path: Path) -> None:
     env = env_for(generated.drop.dir, generated.state.dir)
     proc = cli(env, "status", "--health")
-    assert proc.returncode == 1 and proc.stdout.strip() == f"no daemon running on {generated.state.dir}"
+    assert proc.returncode == 1
+    assert proc.stdout.strip() == f"stopped: no daemon running on {generated.state.dir}"
     proc = cli(env_for(generated.drop.dir, tmp_path / "nowhere"), "status", "--health")
-    assert proc.returncode == 1 and "no daemon running" in proc.stdout
+    assert proc.returncode == 1 and proc.stdout.startswith("stopped: no daemon running (no state database")
     daemon = start_daemon(env, generated.state.dir)
     try:
         deadline = time.monotonic() + 20
         while (proc := cli(env, "status", "--health")).returncode != 0 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert proc.returncode == 0 and proc.stdout.strip() == "healthy", proc.stdout
+        proc = cli(env, "status", "--health", "--json")
+        verdict = json.loads(proc.stdout)
+        assert proc.returncode == 0 and (verdict["state"], verdict["reasons"]) == ("healthy", [])
+        assert verdict["facts"]["pid"] == daemon.pid and verdict["facts"]["failed_cycles"] == 0
     finally:
         stop_daemon(daemon)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from algoseek_sync.generate import DropSpec, generate_drop, write_master
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
-from helpers_daemon import Daemon, query, wait_for
+from helpers_daemon import Daemon, query, stored_bars, stored_count, wait_for
+
+#: `bars` columns of the standard-adjusted dataset (the AAPL sample's), ``extra`` follows
+STANDARD_COLUMNS = (
+    "dataset,time_index,tradedate,unique_identifier,secid,ticker,open,high,low,close,volume,"
+    "cumulativepricefactor,cumulativevolumefactor,adjustmentfactor,adjustmentreason"
+)
 
 
 def test_run_ingests_serves_reads_and_stops_cleanly(
@@ -24,6 +30,11 @@ def test_run_ingests_serves_reads_and_stops_cleanly(
         wait_for(lambda: daemon.settled(2), what="both files ingested")
         rows = sandbox.cli("bars", "--figi", AAPL_FIGI, "--format", "csv").csv()
         assert len(rows) == 3342
+        assert ",".join(rows[0]) == f"{STANDARD_COLUMNS},extra"
+        assert {(r["dataset"], r["unique_identifier"], r["secid"]) for r in rows} == {
+            ("standard-adjusted", AAPL_FIGI, "33449")
+        }
+        assert all(r["tradedate"].isdigit() and len(r["tradedate"]) == 8 for r in rows)
         second = sandbox.cli("run", check=False, timeout=60)
         assert second.code == 75 and "already_running" in second.err
         meta = dict(query(daemon.db, "SELECT key, value FROM meta"))
@@ -60,13 +71,9 @@ def test_polling_observer_and_rename_into_place(sandbox: Sandbox) -> None:
             "33449.csv",
             "equity_security_master.csv",
         ]
-        assert query(daemon.db, "SELECT count(*) FROM bars") == [(3342,)]
+        assert stored_count(daemon.db) == stored_count(daemon.db, secid=33449) == 3342
     finally:
         assert daemon.stop(timeout=10) == 0
-
-
-def bars_table(db: Path) -> list[tuple]:
-    return query(db, "SELECT * FROM bars ORDER BY unique_identifier, time_index")
 
 
 def test_crash_and_sigterm_mid_ingest_then_restart_equals_a_clean_run(
@@ -121,8 +128,9 @@ def test_crash_and_sigterm_mid_ingest_then_restart_equals_a_clean_run(
     assert len(per_path) == total and all(n == 1 and s == "done" for _, n, s in per_path), killed_at
 
     clean.cli("run", "--once")
-    assert bars_table(daemon.db) == bars_table(clean.state / "state.db")
-    assert len(bars_table(daemon.db)) > 0
+    stored = stored_bars(daemon.db)
+    assert stored == stored_bars(clean.state / "state.db")
+    assert len(stored) == stored_count(daemon.db) > 0
 
 
 def test_second_signal_exits_at_once_and_nothing_is_lost(sandbox: Sandbox) -> None:

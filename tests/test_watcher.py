@@ -15,18 +15,13 @@ from pathlib import Path
 import pytest
 
 from algoseek_sync.db import Database
+from algoseek_sync.events import EventLoss, Hint
+from algoseek_sync.intake import Intake
 from algoseek_sync.ledger import Ledger
+from algoseek_sync.mounts import choose_observer, is_network_fs, mount_fstype
+from algoseek_sync.observer import Watcher
 from algoseek_sync.scan import reconcile
 from algoseek_sync.stability import StabilityGate
-from algoseek_sync.watcher import (
-    EventLoss,
-    Hint,
-    Intake,
-    Watcher,
-    choose_observer,
-    is_network_fs,
-    mount_fstype,
-)
 
 GLOBS = ["*security_master*.csv", "*security_master*.csv.gz"]
 STABILITY = 0.3
@@ -262,20 +257,20 @@ def test_auto_falls_back_to_polling_when_inotify_limits_are_exhausted(tmp_path: 
     def exhausted() -> object:
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    watcher = Watcher(tmp_path, "auto", POLL, queue.Queue(), threading.Event(), inotify_factory=exhausted)  # type: ignore[arg-type]
+    watcher = Watcher(tmp_path, "auto", POLL, queue.Queue(), EventLoss(), inotify_factory=exhausted)
     try:
         choice = watcher.start()
         assert choice.kind == "polling" and "limit" in choice.reason
         assert watcher.alive()
     finally:
         watcher.close()
-    strict = Watcher(tmp_path, "inotify", POLL, queue.Queue(), threading.Event(), inotify_factory=exhausted)  # type: ignore[arg-type]
+    strict = Watcher(tmp_path, "inotify", POLL, queue.Queue(), EventLoss(), inotify_factory=exhausted)
     with pytest.raises(OSError):
         strict.start()
 
 
 def test_dead_observer_is_noticed_and_restarted(tmp_path: Path) -> None:
-    watcher = Watcher(tmp_path, "polling", POLL, queue.Queue(), threading.Event())
+    watcher = Watcher(tmp_path, "polling", POLL, queue.Queue(), EventLoss())
     try:
         watcher.start()
         assert watcher.alive()
@@ -303,11 +298,12 @@ def test_reconcile_heap_does_not_grow_with_the_drop(tmp_path: Path) -> None:
             ledger.record(path.name, *stat_key(path), "bars")
     tracemalloc.start()
     try:
-        assert reconcile(drop, ledger, GLOBS) == (20_000, 0)
+        result = reconcile(drop, ledger, GLOBS)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
         db.close()
+    assert (result.seen, result.recorded, result.problems) == (20_000, 0, [])
     assert peak < 8e6, f"reconcile of 20,000 known files peaked at {peak / 1e6:.1f} MB of Python heap"
 
 
@@ -331,9 +327,10 @@ def test_reconcile_of_known_files_reads_no_content(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr("builtins.open", no_open)
     monkeypatch.setattr("io.open", no_open)
-    seen, recorded = intake.reconcile(0.0)
+    result = intake.reconcile(0.0)
     monkeypatch.undo()
-    assert (seen, recorded, len(gate)) == (2001, 0, 1)  # only the unknown file waits in the gate
+    # only the unknown file waits in the gate
+    assert (result.seen, result.recorded, len(gate)) == (2001, 0, 1)
     assert "40000.csv" in gate
     db.close()
 

@@ -88,6 +88,7 @@ def run_once(app: App, *, max_rounds: int = 5) -> CycleStats:
         result = reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
         app.problems.replace("drop", result.problems)
         total.unreadable = len(result.problems)
+        total.outcomes["skipped"] += result.skipped  # links, FIFOs, unrelated names: never read
         stats = app.worker.cycle()
         total.add(stats)
         if stats.deferred or stats.error:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algoseek_sync.formats.names import classify, is_temporary
-from algoseek_sync.ledger import Ledger
+from algoseek_sync.ledger import FileState, Ledger
 from algoseek_sync.problems import Problem
 
 _OURS = (".csv", ".csv.gz")
@@ -78,8 +78,8 @@ def _entries(
         yield Entry(rel, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode), stat.S_ISLNK(st.st_mode))
 
 
-def record_entry(ledger: Ledger, entry: Entry, master_globs: list[str]) -> bool:
-    """Record one entry's current version in the ledger; True when it is new."""
+def record_entry(ledger: Ledger, entry: Entry, master_globs: list[str]) -> FileState | None:
+    """Record one entry's current version in the ledger: its state when it is new, else None."""
     name = classify(entry.path, master_globs)
     if entry.link:
         skip = "symbolic link; links are never followed"
@@ -90,8 +90,10 @@ def record_entry(ledger: Ledger, entry: Entry, master_globs: list[str]) -> bool:
     else:
         skip = ""
     if skip and not entry.path.lower().endswith(_OURS):
-        return False  # unrelated names (README.txt …) are not worth a ledger row
-    return ledger.record(entry.path, entry.size, entry.mtime_ns, name.kind, skip_reason=skip)
+        return None  # unrelated names (README.txt …) are not worth a ledger row
+    if not ledger.record(entry.path, entry.size, entry.mtime_ns, name.kind, skip_reason=skip):
+        return None
+    return FileState.SKIPPED if skip else FileState.PENDING
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Reconciled:
 
     seen: int = 0
     recorded: int = 0
+    skipped: int = 0  # of the recorded: links, FIFOs, devices, unrelated ``.csv`` names
     problems: list[Problem] = field(default_factory=list)  # directories that could not be listed
 
 
@@ -119,12 +122,14 @@ def reconcile(
     seen = recorded = 0
     for batch in batched(walk(root, result.problems), RECONCILE_BATCH):
         known = ledger.known_versions([entry.path for entry in batch])
-        for entry in batch:
-            seen += 1
-            if (entry.size, entry.mtime_ns) in known.get(entry.path, ()):
-                continue
-            if accept(entry) and record_entry(ledger, entry, master_globs):
-                recorded += 1
+        with ledger.db.transaction():  # one commit per batch of entries, not one per new file
+            for entry in batch:
+                seen += 1
+                if (entry.size, entry.mtime_ns) in known.get(entry.path, ()):
+                    continue
+                state = record_entry(ledger, entry, master_globs) if accept(entry) else None
+                recorded += state is not None
+                result.skipped += state == FileState.SKIPPED
     result.seen, result.recorded = seen, recorded
     return result
 

@@ -607,7 +607,7 @@ class Worker:
         stored = {r.path for r in results if r.outcome in ("done", "waiting_master")}
         affected = Affected()
         for p in parsed:
-            if p.version.path not in stored or p.writable is None:
+            if p.version.path not in stored or p.writable is None or not p.writable.table.num_rows:
                 continue
             table = p.writable.table
             dates = table["tradedate"].to_numpy()

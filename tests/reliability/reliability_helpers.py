@@ -12,7 +12,13 @@ import sqlite3
 import subprocess
 import sys
 
+import pandas as pd
+
+from algoseek_sync.backends.base import BarQuery
+from algoseek_sync.backends.local import LocalBackend
+from algoseek_sync.db import Database
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, REPO, Sandbox
+from helpers_daemon import stored_count
 
 AAPL_ROWS = 3342
 MSFT_SECID = 39827
@@ -54,11 +60,32 @@ def query(box: Sandbox, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def store_rows(box: Sandbox, secid: int) -> int:
-    return query(box, "SELECT count(*) FROM bars WHERE secid = ?", (secid,))[0][0]
+    """Bar rows the store holds for ``secid`` (stored once per SecId, whatever its FIGIs)."""
+    return stored_count(box.state / "state.db", secid)
+
+
+def read_uid(box: Sandbox, uid: str, dataset: str = "standard-adjusted") -> pd.DataFrame:
+    """What ``bars --figi uid`` reads: the store's rows routed to ``uid`` at read time."""
+    db = Database(box.state / "state.db", readonly=True)
+    try:
+        return LocalBackend(db).read_bars(BarQuery(dataset, [uid]))
+    finally:
+        db.close()
+
+
+def routed_uids(box: Sandbox, secid: int) -> set[str]:
+    """The identifiers a SecId's bars are read under (the applied master's routing)."""
+    rows = query(box, "SELECT unique_identifier FROM secid_assets WHERE secid = ? AND active = 1", (secid,))
+    return {r[0] for r in rows}
 
 
 def status(box: Sandbox) -> dict:
     return json.loads(box.cli("status", "--json").out)
+
+
+def problems_of(data: dict, rel: str, kind: str | None = None) -> list[dict]:
+    """The contained problems ``status --json`` lists for ``rel`` (of one ``kind`` if given)."""
+    return [p for p in data["problems"]["recent"] if p["path"] == rel and (kind is None or p["kind"] == kind)]
 
 
 def problem(data: dict, rel: str) -> dict:
@@ -81,12 +108,12 @@ def assert_good_ingested(box: Sandbox, data: dict | None = None) -> None:
     assert data["files"]["master"].get("done", 0) >= 1, data["files"]
     assert versions(box, "33449.csv")[-1][0] == "done", versions(box, "33449.csv")
     assert store_rows(box, 33449) == AAPL_ROWS
-    figis = {r[0] for r in query(box, "SELECT DISTINCT unique_identifier FROM bars WHERE secid = 33449")}
-    assert figis == {AAPL_FIGI}
+    assert routed_uids(box, 33449) == {AAPL_FIGI}
+    assert len(read_uid(box, AAPL_FIGI)) == AAPL_ROWS
 
 
 def assert_refused(box: Sandbox, rel: str, state: str, *words: str) -> dict:
-    """``run --once`` went fine, ``rel`` is ``state`` with a reason holding ``words``, the good files landed."""
+    """``rel`` is listed as ``state`` with a reason holding ``words``, and the good files landed all the same."""
     data = status(box)
     entry = problem(data, rel)
     assert entry["state"] == state, entry

@@ -1,14 +1,19 @@
 """Hostile and broken input corpus: one drop per case, the real CLI (`run --once`) on it.
 
 Every drop also holds the real samples (the master and AAPL as ``33449.csv``); each case
-checks that the run exits 0, that the entry under test is accepted exactly or refused
-(quarantined / skipped / parked) with a clear reason in ``status --json``, and that the
-good files were ingested all the same.
+checks the run's exit code (0, or 1 when a file of the run ended quarantined or skipped),
+that the entry under test is accepted exactly, accepted with its bad rows skipped and
+reported in ``status --json`` ``problems``, or refused as a whole (quarantined / skipped /
+parked) with a clear reason, and that the good files were ingested all the same.
+
+The row policy (formats/bars.py): only file-level problems refuse a file; a row that cannot
+be read is skipped, an unknown column is kept in ``extra``, a conflicting row keeps the last.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import stat
 import subprocess
@@ -29,14 +34,16 @@ from reliability_helpers import (
     msft_lines,
     msft_text,
     open_app_for,
+    problems_of,
     query,
+    read_uid,
     status,
     store_rows,
     versions,
     write_config,
 )
 
-from conftest import AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
+from conftest import AAPL_SAMPLE, MASTER_SAMPLE, Result, Sandbox
 
 MSFT = f"{MSFT_SECID}.csv"
 
@@ -47,25 +54,37 @@ def box(sandbox: Sandbox) -> Sandbox:
     return sandbox
 
 
-def run_once(box: Sandbox, timeout: float = 90, **env: str) -> None:
-    result = box.cli("run", "--once", timeout=timeout, **env)
-    assert result.code == 0
+def run_once(box: Sandbox, code: int = 0, timeout: float = 90, **env: str) -> Result:
+    """``run --once``: exit 0, or ``code`` = 1 when a file of this run ended quarantined or skipped."""
+    result = box.cli("run", "--once", timeout=timeout, check=False, **env)
+    summary = [line for line in result.err.splitlines() if line.startswith("processed ")]
+    assert result.code == code, f"exit {result.code}, expected {code}: {summary or result.err[-3000:]}"
+    return result
 
 
-def assert_msft_exact(box: Sandbox, rows: int) -> None:
-    """The MSFT variant was stored row for row with the source values."""
-    stored = query(
-        box,
-        "SELECT tradedate, open, high, low, close, volume, unique_identifier FROM bars"
-        " WHERE secid = ? ORDER BY time_index",
-        (MSFT_SECID,),
-    )
-    source = [line.split(",") for line in msft_lines(rows)[1:]]
-    assert len(stored) == rows
-    for got, src in zip(stored, source, strict=True):
-        assert got[0] == src[1]
-        assert tuple(float(x) for x in got[1:6]) == tuple(float(x) for x in src[3:8])
-        assert got[6] == MSFT_FIGI
+def assert_msft_exact(box: Sandbox, rows: int | list[str]) -> None:
+    """The MSFT variant was stored row for row with the source values (``rows``: the first n
+    source rows, or the source lines expected), and is read under MSFT's FIGI."""
+    lines = msft_lines(rows)[1:] if isinstance(rows, int) else rows
+    source = [line.split(",") for line in lines]
+    stored = read_uid(box, MSFT_FIGI)
+    assert store_rows(box, MSFT_SECID) == len(stored) == len(source)
+    assert set(stored["unique_identifier"]) <= {MSFT_FIGI} and set(stored["secid"]) <= {MSFT_SECID}
+    got = stored[["tradedate", "ticker", "open", "high", "low", "close", "volume"]].itertuples(index=False)
+    for row, src in zip(got, source, strict=True):
+        assert (row.tradedate, row.ticker) == (int(src[1]), src[2])
+        assert (row.open, row.high, row.low, row.close) == tuple(float(x) for x in src[3:7])
+        assert row.volume == int(src[7])
+
+
+def only_problem(box: Sandbox, rel: str, kind: str) -> dict:
+    """The one problem of ``kind`` that ``status --json`` lists for ``rel``; the file itself ended done."""
+    data = status(box)
+    assert versions(box, rel)[-1][0] == "done", versions(box, rel)
+    found = problems_of(data, rel, kind)
+    assert len(found) == 1, json.dumps(data["problems"], indent=1)
+    assert data["problems"]["counts"].get(kind, 0) >= 1
+    return found[0]
 
 
 # ----------------------------------------------------------------------------- accepted
@@ -131,7 +150,7 @@ def test_accepts_columns_in_another_order(box: Sandbox) -> None:
 def test_refuses_truncated_gzip(box: Sandbox) -> None:
     blob = gzip.compress(msft_text().encode())
     box.put(MSFT + ".gz", blob[: len(blob) // 2])
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT + ".gz", "quarantined", "gzip")
     assert store_rows(box, MSFT_SECID) == 0
 
@@ -142,52 +161,52 @@ def test_refuses_gzip_bomb_above_configured_cap(box: Sandbox) -> None:
     box.put(MSFT + ".gz", gzip.compress(header + b"0" * 50_000_000, compresslevel=9))
     assert (box.drop / (MSFT + ".gz")).stat().st_size < 200_000
     code, peak, err = cli_peak_rss(box, "run", "--once", **env)
-    assert code == 0, err
+    assert code == 1, err
     assert peak < 400e6, f"peak RSS {peak / 1e6:.0f} MB while refusing a gzip bomb"
     assert_refused(box, MSFT + ".gz", "quarantined", "max_decompressed_bytes")
 
 
 def test_refuses_gzip_that_is_not_gzip(box: Sandbox) -> None:
     box.put(MSFT + ".gz", msft_text())
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT + ".gz", "quarantined", "gzip")
 
 
 def test_refuses_empty_file(box: Sandbox) -> None:
     box.put(MSFT, b"")
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "empty")
 
 
 def test_refuses_whitespace_only_file(box: Sandbox) -> None:
     box.put(MSFT, b"\n\r\n  \n")
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "empty")
 
 
 def test_refuses_wrong_delimiter(box: Sandbox) -> None:
     box.put(MSFT, msft_text().replace(",", ";"))
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "unknown schema")
 
 
 def test_refuses_non_utf8_bytes_in_rows(box: Sandbox) -> None:
     text = msft_text().encode().replace(b",MSFT,", b",MSFT\xe9\xff,", 1)
     box.put(MSFT, text)
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "UTF-8")
     assert store_rows(box, MSFT_SECID) == 0
 
 
 def test_refuses_non_utf8_header(box: Sandbox) -> None:
     box.put(MSFT, b"SecId,Trade\xe9Date" + msft_text().encode()[len("SecId,TradeDate") :])
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "UTF-8")
 
 
 def test_refuses_binary_junk(box: Sandbox) -> None:
     box.put(MSFT, os.urandom(64 * 1024))
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined")
 
 
@@ -198,7 +217,7 @@ def test_refuses_single_100mb_line_without_newline(box: Sandbox) -> None:
         for _ in range(100):
             fh.write(chunk)
     code, peak, err = cli_peak_rss(box, "run", "--once")
-    assert code == 0, err
+    assert code == 1, err
     assert peak < 800e6, f"peak RSS {peak / 1e6:.0f} MB for a 100 MB line"
     assert_refused(box, MSFT, "quarantined", "max_line_bytes")
 
@@ -213,7 +232,7 @@ def test_refuses_data_line_longer_than_configured_limit(box: Sandbox, padding: i
     lines = msft_lines(50)
     lines[20] = lines[20].replace(",MSFT,", ",MSFT" + "X" * padding + ",", 1)
     box.put(MSFT, "\n".join(lines) + "\n")
-    run_once(box, **env)
+    run_once(box, code=1, **env)
     assert_refused(box, MSFT, "quarantined", "max_line_bytes")
     assert store_rows(box, MSFT_SECID) == 0
 
@@ -223,7 +242,7 @@ def test_refuses_data_line_longer_than_configured_limit(box: Sandbox, padding: i
 
 def test_refuses_unknown_schema(box: Sandbox) -> None:
     box.put(MSFT, "Symbol,Date,Px\nMSFT,20200101,1.0\n")
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "unknown schema")
 
 
@@ -231,55 +250,98 @@ def test_refuses_missing_required_column(box: Sandbox) -> None:
     rows = [line.split(",") for line in msft_lines()]
     drop = rows[0].index("MarketHoursVolume")
     box.put(MSFT, "\n".join(",".join(c for i, c in enumerate(r) if i != drop) for r in rows) + "\n")
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "quarantined", "missing required column", "MarketHoursVolume")
 
 
-def test_refuses_unknown_extra_column(box: Sandbox) -> None:
-    lines = msft_lines()
-    box.put(MSFT, "\n".join([lines[0] + ",Surprise", *(line + ",1" for line in lines[1:])]) + "\n")
+def test_accepts_unknown_extra_column_keeping_its_values(box: Sandbox) -> None:
+    header, *rows = msft_lines()
+    box.put(MSFT, "\n".join([header + ",Surprise", *(f"{row},{i}" for i, row in enumerate(rows))]) + "\n")
     run_once(box)
-    assert_refused(box, MSFT, "quarantined", "Surprise")
+    assert_msft_exact(box, 200)
+    extra = read_uid(box, MSFT_FIGI)["extra"].tolist()
+    assert [json.loads(e) for e in extra] == [{"Surprise": str(i)} for i in range(200)]
+    note = only_problem(box, MSFT, "extra_columns")
+    assert "Surprise" in note["detail"]
+    assert_good_ingested(box)
 
 
 @pytest.mark.parametrize("bad", ["20070230", "2007-01-03", "2007013"])
-def test_refuses_unparsable_date(box: Sandbox, bad: str) -> None:
+def test_skips_a_row_with_an_unparsable_date(box: Sandbox, bad: str) -> None:
     lines = msft_lines()
     lines[7] = lines[7].replace(lines[7].split(",")[1], bad, 1)
     box.put(MSFT, "\n".join(lines) + "\n")
     run_once(box)
-    entry = assert_refused(box, MSFT, "quarantined", "TradeDate", bad)
-    assert "line 8" in entry["last_error"]
-    assert store_rows(box, MSFT_SECID) == 0
+    assert_msft_exact(box, lines[1:7] + lines[8:])
+    note = only_problem(box, MSFT, "bad_rows")
+    assert note["line"] == 8 and "TradeDate" in note["detail"] and "line(s) 8" in note["detail"], note
+    assert note["detail"].startswith("1 row(s) skipped"), note
+    assert_good_ingested(box)
 
 
-def test_refuses_non_numeric_price(box: Sandbox) -> None:
+def test_skips_a_row_with_a_non_numeric_price(box: Sandbox) -> None:
     lines = msft_lines()
     fields = lines[12].split(",")
     fields[3] = "12.5O"  # Open, with a letter O
     lines[12] = ",".join(fields)
     box.put(MSFT, "\n".join(lines) + "\n")
     run_once(box)
-    assert_refused(box, MSFT, "quarantined", "12.5O")
-    assert store_rows(box, MSFT_SECID) == 0
+    assert_msft_exact(box, lines[1:12] + lines[13:])
+    note = only_problem(box, MSFT, "bad_rows")
+    assert note["line"] == 13 and "Open '12.5O' is not a number: line(s) 13" in note["detail"], note
+    assert_good_ingested(box)
 
 
-def test_refuses_duplicated_trade_date_with_different_values(box: Sandbox) -> None:
+def test_keeps_the_last_of_two_different_rows_for_one_trade_date(box: Sandbox) -> None:
     lines = msft_lines()
     fields = lines[30].split(",")
     fields[6] = str(float(fields[6]) + 1)
-    box.put(MSFT, "\n".join([*lines, ",".join(fields)]) + "\n")
+    corrected = ",".join(fields)
+    box.put(MSFT, "\n".join([*lines, corrected]) + "\n")
     run_once(box)
-    assert_refused(box, MSFT, "quarantined", "duplicate TradeDate", lines[30].split(",")[1])
-    assert store_rows(box, MSFT_SECID) == 0
+    assert_msft_exact(box, [*lines[1:30], corrected, *lines[31:]])
+    note = only_problem(box, MSFT, "conflicting_rows")
+    day = fields[1]
+    assert f"SecId {MSFT_SECID} TradeDate {day}: line 31 and line 202 differ" in note["detail"], note
+    assert "kept line 202" in note["action"] and note["secid"] == MSFT_SECID
+    assert_good_ingested(box)
 
 
-def test_refuses_blank_secid(box: Sandbox) -> None:
+def test_drops_an_exact_duplicate_row(box: Sandbox) -> None:
+    lines = msft_lines()
+    box.put(MSFT, "\n".join([*lines, lines[30]]) + "\n")
+    run_once(box)
+    assert_msft_exact(box, 200)
+    note = only_problem(box, MSFT, "duplicate_rows")
+    assert "1 exact duplicate row(s)" in note["detail"], note
+    assert_good_ingested(box)
+
+
+def test_skips_a_row_with_a_blank_secid(box: Sandbox) -> None:
     lines = msft_lines()
     lines[5] = "," + lines[5].split(",", 1)[1]
     box.put(MSFT, "\n".join(lines) + "\n")
     run_once(box)
-    assert_refused(box, MSFT, "quarantined", "SecId")
+    assert_msft_exact(box, lines[1:5] + lines[6:])
+    note = only_problem(box, MSFT, "bad_rows")
+    assert note["line"] == 6 and "blank SecId: line(s) 6" in note["detail"], note
+    assert_good_ingested(box)
+
+
+def test_refuses_a_file_without_one_readable_row(box: Sandbox) -> None:
+    lines = msft_lines(3)
+    box.put(MSFT, "\n".join([lines[0], *("," + line.split(",", 1)[1] for line in lines[1:])]) + "\n")
+    run_once(box, code=1)
+    assert_refused(box, MSFT, "quarantined", "no readable row", "blank SecId")
+    assert store_rows(box, MSFT_SECID) == 0
+
+
+def test_refuses_a_duplicated_column_name(box: Sandbox) -> None:
+    lines = msft_lines()
+    box.put(MSFT, "\n".join([lines[0] + ",Close", *(line + ",1" for line in lines[1:])]) + "\n")
+    run_once(box, code=1)
+    assert_refused(box, MSFT, "quarantined", "duplicate column", "Close")
+    assert store_rows(box, MSFT_SECID) == 0
 
 
 def test_parks_secid_missing_from_master(box: Sandbox) -> None:
@@ -298,7 +360,7 @@ def test_never_follows_symlink_out_of_the_drop(box: Sandbox) -> None:
     outside.mkdir()
     (outside / MSFT).write_text(msft_text())
     (box.drop / MSFT).symlink_to(outside / MSFT)
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "skipped", "symbolic link")
     assert store_rows(box, MSFT_SECID) == 0
 
@@ -323,7 +385,7 @@ def _char_device(path: Path) -> None:
 def test_never_opens_a_fifo_or_device_named_csv(box: Sandbox, make: Callable[[Path], None]) -> None:
     make(box.drop / MSFT)
     began = time.monotonic()
-    run_once(box, timeout=60)
+    run_once(box, code=1, timeout=60)
     assert time.monotonic() - began < 60
     assert_refused(box, MSFT, "skipped", "not a regular file")
 
@@ -348,7 +410,7 @@ def test_refuses_unreadable_file(box: Sandbox) -> None:
         result = cli_unprivileged(box, "run", "--once")
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"cannot drop CAP_DAC_OVERRIDE here: {exc}")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     entry = assert_refused(box, MSFT, "quarantined", "permission denied")
     assert "reprocess" in entry["last_error"]
     assert store_rows(box, MSFT_SECID) == 0
@@ -365,7 +427,7 @@ def test_file_deleted_between_event_and_read(box: Sandbox) -> None:
         app.close()
     assert versions(box, MSFT) == [("pending", None)]
     path.unlink()
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, MSFT, "skipped", "vanished")
 
 
@@ -388,8 +450,12 @@ def test_file_truncated_after_being_queued(box: Sandbox) -> None:
     run_once(box)  # records the truncated bytes as a new version and reads it
     history = versions(box, MSFT)
     assert history[0][0] == "superseded" and "changed after it was queued" in history[0][1]
-    assert_refused(box, MSFT, "quarantined")
-    assert store_rows(box, MSFT_SECID) == 0
+    # the truncated version is what the drop holds now: its whole rows are taken, the cut one reported
+    whole = data[:cut].decode().split("\n")[1:-1]
+    assert_msft_exact(box, whole)
+    note = only_problem(box, MSFT, "bad_rows")
+    assert note["line"] == len(whole) + 2 and "expected 12" in note["detail"], note
+    assert_good_ingested(box)
 
 
 def test_sparse_2gb_file_is_not_read(box: Sandbox) -> None:
@@ -397,7 +463,7 @@ def test_sparse_2gb_file_is_not_read(box: Sandbox) -> None:
     with open(path, "wb") as fh:
         fh.truncate(2 * 1024**3)
     code, peak, err = cli_peak_rss(box, "run", "--once")
-    assert code == 0, err
+    assert code == 1, err
     assert peak < 400e6, f"peak RSS {peak / 1e6:.0f} MB"
     assert_refused(box, MSFT, "quarantined", "max_file_bytes")
 
@@ -413,7 +479,7 @@ def test_upload_temp_names_are_never_read(box: Sandbox) -> None:
 
 def test_unrelated_csv_name_is_skipped(box: Sandbox) -> None:
     box.put("notes.csv", "a,b\n1,2\n")
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, "notes.csv", "skipped", "neither")
 
 
@@ -424,14 +490,33 @@ def _master_lines() -> list[str]:
     return MASTER_SAMPLE.read_text().splitlines()
 
 
-def test_refuses_master_with_duplicate_secid_keeping_the_applied_one(box: Sandbox) -> None:
+def test_master_with_a_duplicated_secid_still_applies(box: Sandbox) -> None:
     run_once(box)
     lines = _master_lines()
     aapl = next(line for line in lines if line.startswith("33449,"))
-    box.put("later/equity_security_master.csv", "\n".join([*lines, aapl]) + "\n")
+    later = "later/equity_security_master.csv"
+    box.put(later, "\n".join([*lines, aapl]) + "\n")
     run_once(box)
-    assert_refused(box, "later/equity_security_master.csv", "quarantined", "33449", "more than once")
+    assert versions(box, later)[-1][0] == "done"
+    assert versions(box, "equity_security_master.csv")[-1][0] == "done"
+    note = only_problem(box, later, "master_duplicate")
+    assert "1 exact duplicate row(s)" in note["detail"] and note["action"] == "merged", note
     assert query(box, "SELECT count(*) FROM assets")[0][0] == 3
+    assert_good_ingested(box)
+
+
+def test_master_with_two_different_rows_for_a_secid_keeps_the_last(box: Sandbox) -> None:
+    lines = _master_lines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("39827,"))
+    renamed = lines[at].replace(",MSFT,", ",MSFTX,", 1)
+    box.put("equity_security_master.csv", "\n".join([*lines, renamed]) + "\n")
+    box.put(MSFT, msft_text())
+    run_once(box)
+    note = only_problem(box, "equity_security_master.csv", "master_duplicate")
+    assert note["secid"] == MSFT_SECID and f"kept line {len(lines) + 1}" in note["action"], note
+    assert query(box, "SELECT ticker FROM tickers WHERE secid = ?", (MSFT_SECID,)) == [("MSFTX",)]
+    assert_msft_exact(box, 200)
+    assert_good_ingested(box)
 
 
 def test_refuses_master_with_all_figis_blank(box: Sandbox) -> None:
@@ -440,20 +525,23 @@ def test_refuses_master_with_all_figis_blank(box: Sandbox) -> None:
     blanked = [lines[0]] + [line.rsplit(",", 1)[0] + "," for line in lines[1:]]
     box.put("later/equity_security_master.csv", "\n".join(blanked) + "\n")
     box.put(MSFT, msft_text())
-    run_once(box)
+    run_once(box, code=1)
     assert_refused(box, "later/equity_security_master.csv", "quarantined", "FIGI", "blank")
     assert_msft_exact(box, 200)  # still routed by the applied master
 
 
 def test_broken_newest_master_does_not_discard_valid_older_one(box: Sandbox) -> None:
     lines = _master_lines()
-    aapl = next(line for line in lines if line.startswith("33449,"))
-    later = box.put("later/equity_security_master.csv", "\n".join([*lines, aapl]) + "\n")
+    blanked = [lines[0]] + [line.rsplit(",", 1)[0] + "," for line in lines[1:]]
+    later = box.put("later/equity_security_master.csv", "\n".join(blanked) + "\n")
     past = time.time() - 3600
     os.utime(box.drop / "equity_security_master.csv", (past, past))
     os.utime(later, None)
-    run_once(box)
+    run_once(box, code=1)
+    assert versions(box, "later/equity_security_master.csv")[-1][0] == "quarantined"
+    assert versions(box, "equity_security_master.csv")[-1][0] == "done"
     assert store_rows(box, 33449) == AAPL_ROWS
+    assert_good_ingested(box)
 
 
 # ----------------------------------------------------------------------------- the daemon

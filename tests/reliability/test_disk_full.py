@@ -16,14 +16,20 @@ from pathlib import Path
 import pytest
 
 from conftest import Sandbox
-from helpers_daemon import Daemon, bars_rows, integrity, newest_states, wait_for
+from helpers_daemon import Daemon, integrity, newest_states, stored_bars, stored_count, wait_for
 
-SECIDS, DAYS = 300, 60
+SECIDS, DAYS = 300, 600
+#: Too small for the whole ingest, large enough for the ledger's work before it. The state database
+#: uses 16 KiB pages and SQLite checkpoints its WAL only at 1000 pages, so the WAL alone grows to
+#: ~16 MB (a `run --once` reconcile of 301 new files writes ~15 MB of it); the compressed bars of
+#: 300 SecIds x 600 days take ~18 MB more. (300 x 60 days fit in the 6 MB this suite used when
+#: bars were stored uncompressed, once per FIGI: the disk never filled.)
+FULL = "20m"
 
 
 @pytest.fixture(scope="module")
 def drop_and_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple]]:
-    """A generated drop and the bars of a clean `run --once` of it on a roomy disk."""
+    """A generated drop and the stored bars of a clean `run --once` of it on a roomy disk."""
     from algoseek_sync.generate import DropSpec, generate_drop
 
     root = tmp_path_factory.mktemp("diskfull")
@@ -31,7 +37,9 @@ def drop_and_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     generate_drop(drop, DropSpec(secids=SECIDS, days=DAYS, seed=11))
     ref = Sandbox(root, drop, root / "ref-state")
     ref.cli("run", "--once", timeout=300)
-    return drop, bars_rows(ref.state / "state.db")
+    expected = stored_bars(ref.state / "state.db")
+    assert len(expected) == SECIDS * DAYS
+    return drop, expected
 
 
 @pytest.fixture
@@ -39,7 +47,9 @@ def small_state(sandbox: Sandbox) -> Iterator[Callable[[str], None]]:
     """Mount a tmpfs as the sandbox's state dir; yields ``resize(size)``."""
     sandbox.state.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(sandbox.state)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", f"size={FULL}", "tmpfs", str(sandbox.state)],
+        capture_output=True,
+        text=True,
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); the in-process tests cover this")
@@ -60,7 +70,7 @@ def use_drop(box: Sandbox, drop: Path) -> Sandbox:
 def test_disk_full_during_ingest_run_once(sandbox: Sandbox, small_state, drop_and_reference) -> None:
     drop, expected = drop_and_reference
     box = use_drop(sandbox, drop)
-    small_state("6m")
+    small_state(FULL)
     first = box.cli("run", "--once", check=False, timeout=300)
     assert first.code == 69, first.err[-2000:]  # deferred: the state database refused the write
     assert "database or disk is full" in first.err and "state_database_error" in first.err
@@ -74,7 +84,7 @@ def test_disk_full_during_ingest_run_once(sandbox: Sandbox, small_state, drop_an
     assert again.code == 0
     assert set(newest_states(db).values()) == {"done"} and len(newest_states(db)) == SECIDS + 1
     assert integrity(db) == "ok"
-    assert bars_rows(db) == expected
+    assert stored_bars(db) == expected
 
 
 def _fill_during_reconcile(box: Sandbox, resize: Callable[[str], None]) -> str:
@@ -95,7 +105,7 @@ def test_disk_full_during_reconcile_no_corruption_then_resumes(
     small_state("256m")
     box.cli("run", "--once", timeout=300)
     assert set(newest_states(db).values()) == {"done"}
-    assert bars_rows(db) == expected
+    assert stored_bars(db) == expected
 
 
 def test_disk_full_during_reconcile_is_one_clear_line(
@@ -113,7 +123,7 @@ def test_disk_full_daemon_keeps_running_and_resumes(
     """Where the write fails is up to timing (a claim, a batch, a commit): it resumes by itself."""
     drop, expected = drop_and_reference
     box = use_drop(sandbox, drop)
-    small_state("6m")
+    small_state(FULL)
     daemon = Daemon(box, stability="0.2").start()
     try:
         wait_for(lambda: "database or disk is full" in daemon.log(), 120, "the disk to fill up")
@@ -130,25 +140,26 @@ def test_disk_full_daemon_keeps_running_and_resumes(
     finally:
         assert daemon.stop() == 0
     assert integrity(daemon.db) == "ok"
-    assert bars_rows(daemon.db) == expected
+    assert stored_bars(daemon.db) == expected
 
 
 # ------------------------------------------------------------------ in-process (no mount needed)
 
 
 def _inject_full(monkeypatch: pytest.MonkeyPatch, failing_calls: set[int]) -> None:
+    """The embedded store's bar writes (one per batch) fail with a full disk on ``failing_calls``."""
     from algoseek_sync.backends.local import LocalBackend
 
-    original = LocalBackend.upsert_bars
+    original = LocalBackend.write_bars
     calls = {"n": 0}
 
-    def upsert(self, frame, done):  # type: ignore[no-untyped-def]
+    def write_bars(self, batch):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] in failing_calls:
             raise sqlite3.OperationalError("database or disk is full")
-        return original(self, frame, done)
+        return original(self, batch)
 
-    monkeypatch.setattr(LocalBackend, "upsert_bars", upsert)
+    monkeypatch.setattr(LocalBackend, "write_bars", write_bars)
 
 
 def _app(box: Sandbox):
@@ -171,8 +182,8 @@ def test_injected_disk_full_rolls_back_and_run_once_resumes(
     try:
         stats = run_once(app)
         assert stats.deferred
-        written = app.db.execute("SELECT count(*) FROM bars").fetchone()[0]
-        assert written == sum(r.written for r in stats.results if r.outcome == "done")  # nothing partial
+        written = stored_count(box.state / "state.db")
+        assert 0 < written == sum(r.written for r in stats.results if r.outcome == "done")  # nothing partial
     finally:
         app.close()
     app = _app(box)  # a restart: recover() puts the failed batch back
@@ -184,7 +195,7 @@ def test_injected_disk_full_rolls_back_and_run_once_resumes(
     db = box.state / "state.db"
     assert set(newest_states(db).values()) == {"done"}
     assert integrity(db) == "ok"
-    assert bars_rows(db) == expected
+    assert stored_bars(db) == expected
 
 
 def test_injected_disk_full_later_cycles_retry_the_batch(

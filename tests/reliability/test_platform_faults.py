@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 
 from conftest import Sandbox
-from helpers_daemon import FAST_CONFIG, Daemon, query, wait_for
+from helpers_daemon import FAST_CONFIG, Daemon, query, stored_tables, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +27,19 @@ platform_server = pytest.importorskip("platform_server")
 pytest.importorskip("algoseek_sync.backends.mainsequence")
 
 TOKEN = "reliability-token"
-RETRIES = """
+RETRY_ATTEMPTS = 3
+RETRIES = f"""
 [mainsequence]
-retry_attempts = 3
+retry_attempts = {RETRY_ATTEMPTS}
 retry_initial_seconds = 0.5
 retry_max_seconds = 5.0
 retry_total_seconds = 10.0
 registration_retry_seconds = 5.0
 """
+
+
+#: the generated drops are primary-adjusted: the platform table their bars are published in
+DATASET = "primary-adjusted"
 
 
 def make_drop(root: Path, secids: int, days: int) -> tuple[Path, list[Path]]:
@@ -46,19 +50,27 @@ def make_drop(root: Path, secids: int, days: int) -> tuple[Path, list[Path]]:
 
 
 def reference_keys(tmp_path: Path, src: Path) -> set[tuple[str, str]]:
+    """(time_index, unique_identifier) of every bar a clean embedded `run --once` serves: each
+    stored (SecId, day) row under every identifier the master routes the SecId to."""
+    from algoseek_sync.formats.bars import close_time_index
+
     ref = Sandbox(tmp_path / "ref", src, tmp_path / "ref" / "state")
     ref.root.mkdir(exist_ok=True)
     ref.cli("run", "--once", timeout=300)
-    conn = sqlite3.connect(ref.state / "state.db")
-    try:
-        return {(t, u) for t, u in conn.execute("SELECT time_index, unique_identifier FROM bars")}
-    finally:
-        conn.close()
+    db = ref.state / "state.db"
+    routes: dict[int, list[str]] = {}
+    for secid, uid in query(db, "SELECT secid, unique_identifier FROM secid_assets WHERE active = 1"):
+        routes.setdefault(secid, []).append(uid)
+    table = stored_tables(db)[DATASET]
+    days = zip(table["secid"].to_pylist(), table["tradedate"].to_pylist(), strict=True)
+    return {(close_time_index(day), uid) for secid, day in days for uid in routes[secid]}
 
 
 def platform_keys(server) -> set[tuple[str, str]]:
+    from algoseek_sync.formats.datasets import DATASETS
+
     out = set()
-    for row in server.state.table_rows("algoseek_daily_ohlc"):
+    for row in server.state.table_rows(DATASETS[DATASET].identifier):
         when = pd.Timestamp(row["time_index"]).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
         out.add((when, row["unique_identifier"]))
     return out
@@ -194,7 +206,15 @@ def test_429_storm_retry_after_honoured_on_every_path(storm: dict) -> None:
 
     Measured on the client (its ``platform_retry`` log lines): the server cannot tell apart
     two callers (the worker and the readiness probe) throttled on the same path.
+
+    How many retries to expect: the live backend check (``[health] backend_check_seconds``)
+    is one attempt, never retried, and may take some of the 15 throttled answers on the
+    project path; asset registration is the worker's alone. A call is tried at most
+    ``retry_attempts`` times, so at least (attempts - 1) of every ``attempts`` throttled
+    answers on the asset path are followed by a retry.
     """
     hinted = [r for r in storm["retries"] if r.get("retry_after") == 2.0]
-    assert len(hinted) >= 10, storm["retries"]
+    on_assets = [e for e in storm["limited"] if "/assets/" in e["path"]]
+    floor = -(-len(on_assets) * (RETRY_ATTEMPTS - 1) // RETRY_ATTEMPTS)
+    assert on_assets and len(hinted) >= floor, (len(on_assets), storm["retries"])
     assert all(r["wait_s"] >= 2.0 for r in hinted), hinted
