@@ -215,3 +215,24 @@ def test_readyz_and_health_notice_a_platform_outage_by_a_live_check(
         code = daemon.wait(timeout=20)
         log.close()
     assert code == 0
+
+
+def test_an_asset_the_platform_refuses_holds_only_its_own_bars(
+    tmp_path: Path, server: PlatformServer
+) -> None:
+    box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
+    deliver(box, ["20240102", "20240103"])
+    server.state.refused_uids.add(MSFT_FIGI)
+    result = box.cli("run", "--once", **platform_env(server))
+    assert "done 2, unchanged 0, waiting 1" in result.err.splitlines()[-1]  # the master and AAPL's bars
+    status = json.loads(box.cli("status", "--json", **platform_env(server)).out)
+    refused = [p for p in status["problems"]["recent"] if p["kind"] == "asset_refused"]
+    assert [(p["path"], p["unique_identifier"]) for p in refused] == [
+        ("equity_security_master.csv", MSFT_FIGI)
+    ]
+    assert "400" in refused[0]["detail"]
+    assert [(w["path"], "not registered" in w["last_error"]) for w in status["waiting_master"]] == [
+        ("39827.csv.gz", True)
+    ]
+    assert [(r["unique_identifier"], r["state"]) for r in status["registrations"]] == [(MSFT_FIGI, "refused")]
+    assert {key[1] for key in platform_rows(server)} == {AAPL_FIGI}  # AAPL's bars went through

@@ -274,10 +274,11 @@ class Worker:
             mark, result = self._outcome(p, refused)
             marks.append(mark)
             results.append(result)
+            routed = {u for s in p.bars.secids for u in self._route_cache.get(s, [])}
             scoped[p.version.path] = p.notes + [
                 Problem("asset_refused", f"{uid}: {why}", "its bars are held", unique_identifier=uid)
                 for uid, why in refused.items()
-                if uid in result.figis
+                if uid in routed
             ]
         if refused:
             self.securities.refuse(refused)
@@ -478,6 +479,8 @@ class Worker:
 
             def record(receipt: Receipt) -> list[FileResult]:
                 self.securities.apply_master(master, report, specs, file_id=version.id, sha256=content.sha256)
+                if receipt.rejected_assets:
+                    self.securities.refuse(receipt.rejected_assets)
                 self.ledger.finish(
                     [
                         Mark(
@@ -491,7 +494,16 @@ class Worker:
                     ]
                 )
                 self.ledger.release_waiting()
-                self.problems.replace("master", [_at(i, version.path) for i in master.issues])
+                refused = [
+                    Problem(
+                        "asset_refused",
+                        f"{uid}: {why}",
+                        "left out of the master; its bars are held",
+                        unique_identifier=uid,
+                    )
+                    for uid, why in receipt.rejected_assets.items()
+                ]
+                self.problems.replace("master", [_at(i, version.path) for i in [*master.issues, *refused]])
                 self.problems.replace(version.path, [])
                 return []
 

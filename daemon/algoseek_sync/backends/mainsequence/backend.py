@@ -207,7 +207,7 @@ class MainSequenceBackend(Backend):
             from algoseek_sync.backends.mainsequence.nodes import MASTER_TIME
 
             snapshot["time_index"] = MASTER_TIME.strftime(frames.ISO_SECONDS)
-            receipt.rows_written += self._write(master, frames.to_node_frame(snapshot), "the security master")
+            receipt.merge(self._write_isolated(master, snapshot, "the security master"))
         return receipt.merge(self.copy_history(update.history_copies))
 
     def write_bars(self, batch: BarBatch) -> Receipt:
