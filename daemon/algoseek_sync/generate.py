@@ -1,7 +1,7 @@
 """Deterministic generator of realistic Algoseek drops (security master + daily OHLC bars).
 
 Why: tests and benchmarks need large drops in the exact vendor formats (see
-``docs/algoseek-formats.md``) without shipping vendor data. Everything is a pure
+the README's "What it reads") without shipping vendor data. Everything is a pure
 function of a :class:`DropSpec`, so the same spec always gives the same bytes, and a
 SecId's values for a date do not depend on how many days or SecIds were asked for
 (a "one new day" re-delivery is ``write_bars(root, spec, dates=[next_day])``).

@@ -32,6 +32,3 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
 
-
-def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(name)
