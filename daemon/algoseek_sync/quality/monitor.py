@@ -89,7 +89,7 @@ class Quality:
         if not self.config.enabled:
             return
         from algoseek_sync.formats.datasets import DATASETS
-        from algoseek_sync.quality.kinds import check
+        from algoseek_sync.quality.checks import check
 
         for dataset, secids in affected.secids.items():
             ordered = sorted(secids)
