@@ -56,6 +56,8 @@ def test_real_samples_end_to_end(sandbox: Sandbox, samples) -> None:
     data = status(sandbox)
     assert data["files"] == {"master": {"done": 1}, "bars": {"done": 1}}
     assert data["assets"] == {"figi": 3} and data["last_success"]
+    assert data["problems"]["counts"] == {}  # a clean delivery: nothing contained, the quality step ran
+    assert data["quality"]["open"]["close_outside_range"] == 38
     js = json.loads(sandbox.cli("bars", "--secid", "33449", "--start", "2020-04-13", "--format", "json").out)
     assert js == [{**js[0], "close": 273.25, "unique_identifier": AAPL_FIGI}]
 
