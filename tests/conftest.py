@@ -48,7 +48,7 @@ class Sandbox:
     state: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE", "MAIN_SEQUENCE"))}
         env.update(
             PYTHONPATH=str(REPO / "daemon"),
             ALGOSEEK_SYNC_DROP_DIR=str(self.drop),
