@@ -177,10 +177,18 @@ class Backend(ABC):
         """Give identifiers that became writable every stored bar of their SecId."""
 
     @abstractmethod
-    def history(self, dataset: str, secids: Sequence[int], routes: dict[int, list[str]]) -> pa.Table:
+    def history(
+        self,
+        dataset: str,
+        secids: Sequence[int],
+        routes: dict[int, list[str]],
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
         """Every stored row of ``secids`` in ``dataset``, typed as parsed, sorted by (secid, tradedate).
 
-        ``routes`` names the identifiers each SecId is published under (a remote store reads one).
+        ``routes`` names the identifiers each SecId is published under (a remote store reads one);
+        ``columns``, when given, are the columns needed (a store may return only those, with
+        ``secid`` and ``tradedate``).
         """
 
     def write_findings(self, findings: Sequence[dict[str, object]]) -> Receipt:

@@ -116,8 +116,14 @@ class LocalBackend(Backend):
         """Nothing to copy: a new identifier reads its SecId's rows (routing happens at read time)."""
         return Receipt()
 
-    def history(self, dataset: str, secids: Sequence[int], routes: dict[int, list[str]]) -> pa.Table:
-        return self.chunks.read(DATASETS[dataset], secids)
+    def history(
+        self,
+        dataset: str,
+        secids: Sequence[int],
+        routes: dict[int, list[str]],
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        return self.chunks.read(DATASETS[dataset], secids, columns=columns)
 
     def datasets(self) -> list[str]:
         return self.chunks.datasets()

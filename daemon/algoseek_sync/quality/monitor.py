@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("algoseek_sync.quality")
 DELIVERY_KINDS = ("not_delivered", "not_listed")
+#: what the checks read of a SecId's history (besides secid and tradedate)
+CHECKED_COLUMNS = ("open", "high", "low", "close", "volume", "adjustmentfactor", "adjustmentreason")
 
 
 @dataclass
@@ -93,7 +95,7 @@ class Quality:
 
         for dataset, secids in affected.secids.items():
             ordered = sorted(secids)
-            history = self.backend.history(dataset, ordered, self.securities.routes(ordered))
+            history = self.backend.history(dataset, ordered, self.securities.routes(ordered), CHECKED_COLUMNS)
             found = check(
                 history,
                 self.sessions,

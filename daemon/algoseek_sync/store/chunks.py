@@ -203,9 +203,18 @@ class Chunks:
 
     # -- reading ---------------------------------------------------------------------------
     def read(
-        self, dataset: Dataset, secids: Sequence[int], start: int | None = None, end: int | None = None
+        self,
+        dataset: Dataset,
+        secids: Sequence[int],
+        start: int | None = None,
+        end: int | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pa.Table:
-        """Rows of ``secids`` with start <= tradedate <= end, sorted by (secid, tradedate)."""
+        """Rows of ``secids`` with start <= tradedate <= end, sorted by (secid, tradedate).
+
+        ``columns`` limits the decoded columns (``secid`` and ``tradedate`` always come): the
+        quality checks need six numbers, not the texts and times.
+        """
         dataset_id = self.dataset_id(dataset.name)
         if dataset_id is None or not secids:
             return arrow_schema(dataset).empty_table()
@@ -216,7 +225,7 @@ class Chunks:
             list(secids),
             (dataset_id, lo, hi),
         )
-        return self._table(dataset, rows, start, end)
+        return self._table(dataset, rows, start, end, columns)
 
     def read_day(self, dataset: Dataset, day: int) -> pa.Table:
         """Every SecId's row on ``day`` (YYYYMMDD)."""
@@ -230,7 +239,14 @@ class Chunks:
         )
         return self._table(dataset, rows, day, day)
 
-    def _table(self, dataset: Dataset, rows: Iterator, start: int | None, end: int | None) -> pa.Table:
+    def _table(
+        self,
+        dataset: Dataset,
+        rows: Iterator,
+        start: int | None,
+        end: int | None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
         secids: list[int] = []
         counts: list[int] = []
         blobs: list[bytes] = []
@@ -254,10 +270,15 @@ class Chunks:
         if not keep.all():
             picked = np.flatnonzero(keep)
             recs, secid = codec.take(recs, picked), secid[picked]
-        return self._to_arrow(dataset, recs, secid)
+        return self._to_arrow(dataset, recs, secid, columns)
 
-    def _to_arrow(self, dataset: Dataset, recs: Records, secid: np.ndarray) -> pa.Table:
+    def _to_arrow(
+        self, dataset: Dataset, recs: Records, secid: np.ndarray, columns: Sequence[str] | None = None
+    ) -> pa.Table:
         schema = arrow_schema(dataset)
+        if columns is not None:
+            chosen = {"secid", "tradedate", *columns}
+            schema = pa.schema([f for f in schema if f.name in chosen])
         stored = dict(recs.layout.columns)
         arrays: list[pa.Array] = []
         for field in schema:
@@ -276,12 +297,13 @@ class Chunks:
         values = recs.array[name]
         mask = codec.null_mask(recs, name)
         if kind == "text":
-            texts = self._texts(np.unique(values).tolist())
-            return pa.array(
-                [texts.get(i) if i != codec.NULL_ID else None for i in values.tolist()], pa.string()
-            )
+            ids, positions = np.unique(values, return_inverse=True)
+            texts = self._texts(ids.tolist())
+            dictionary = pa.array([texts.get(i) for i in ids.tolist()], pa.string())
+            indices = pa.array(positions.astype(np.int32), mask=values == codec.NULL_ID)
+            return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
         if kind == "time":
-            return pa.array(codec.micros_to_time(values, mask), pa.string())
+            return codec.micros_to_time(values, mask)
         return pa.array(np.ascontiguousarray(values), type=type_, mask=mask if mask.any() else None)
 
     def latest_factors(self, dataset: Dataset, secids: Sequence[int]) -> dict[int, tuple[float, float]]:

@@ -168,18 +168,27 @@ def time_to_micros(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
     return pc.fill_null(micros, 0).to_numpy(zero_copy_only=False), mask
 
 
-def micros_to_time(micros: np.ndarray, mask: np.ndarray) -> list[str | None]:
-    """The inverse of :func:`time_to_micros` (canonical text: no fraction, .fff or .ffffff)."""
-    out: list[str | None] = []
-    for value, null in zip(micros.tolist(), mask.tolist(), strict=True):
-        if null:
-            out.append(None)
-            continue
-        seconds, fraction = divmod(value, 1_000_000)
-        text = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if fraction % 1000:
-            text += f".{fraction:06d}"
-        elif fraction:
-            text += f".{fraction // 1000:03d}"
-        out.append(text)
-    return out
+def micros_to_time(micros: np.ndarray, mask: np.ndarray) -> pa.Array:
+    """The inverse of :func:`time_to_micros` (canonical text: no fraction, .fff or .ffffff), vectorised."""
+    values = pa.array(np.ascontiguousarray(micros, dtype=np.int64), mask=mask if mask.any() else None)
+
+    def two(part: pa.Array) -> pa.Array:
+        return pc.utf8_lpad(pc.cast(part, pa.string()), 2, "0")
+
+    seconds, fraction = (
+        pc.divide(values, 1_000_000),
+        pc.subtract(values, pc.multiply(pc.divide(values, 1_000_000), 1_000_000)),
+    )
+    clock = pc.binary_join_element_wise(
+        two(pc.divide(seconds, 3600)),
+        two(pc.divide(pc.subtract(seconds, pc.multiply(pc.divide(seconds, 3600), 3600)), 60)),
+        two(pc.subtract(seconds, pc.multiply(pc.divide(seconds, 60), 60))),
+        ":",
+    )
+    millis = pc.binary_join_element_wise(
+        ".", pc.utf8_lpad(pc.cast(pc.divide(fraction, 1000), pa.string()), 3, "0"), ""
+    )
+    micro = pc.binary_join_element_wise(".", pc.utf8_lpad(pc.cast(fraction, pa.string()), 6, "0"), "")
+    sub_milli = pc.not_equal(pc.subtract(fraction, pc.multiply(pc.divide(fraction, 1000), 1000)), 0)
+    tail = pc.if_else(sub_milli, micro, pc.if_else(pc.not_equal(fraction, 0), millis, ""))
+    return pc.binary_join_element_wise(clock, tail, "")

@@ -238,7 +238,13 @@ class MainSequenceBackend(Backend):
                 receipt.rows_written += self._copy(node, secid, source, targets)
         return receipt
 
-    def history(self, dataset: str, secids: Sequence[int], routes: dict[int, list[str]]) -> Any:
+    def history(
+        self,
+        dataset: str,
+        secids: Sequence[int],
+        routes: dict[int, list[str]],
+        columns: Sequence[str] | None = None,
+    ) -> Any:
         """Raw rows of ``secids`` read back from the dataset's table (one identifier per SecId is enough)."""
         import pyarrow as pa
 
