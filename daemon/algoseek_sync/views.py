@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from typing import Any
 
 import pandas as pd
@@ -16,7 +15,7 @@ from algoseek_sync.formats.tickers import resolve_ticker
 from algoseek_sync.health import assess, read_facts
 from algoseek_sync.ledger import FileState
 from algoseek_sync.lock import WorkerLock
-from algoseek_sync.output import csv_text, table_text
+from algoseek_sync.output import table_text
 from algoseek_sync.problems import KINDS
 from algoseek_sync.quality.findings import Filter
 
@@ -222,16 +221,6 @@ def resolve_uids(
     return securities.uids_of(secids[0])
 
 
-def _clean(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):  # numpy scalars → Python numbers
-        return value.item()
-    return value
-
-
 #: the first columns of ``bars`` output, in this order; the table view shows them from ``tradedate`` on
 LEADING = [
     "dataset",
@@ -256,13 +245,12 @@ def bars_columns(dataset: str) -> list[str]:
 
 def format_bars(frame: pd.DataFrame, dataset: str, fmt: str) -> str:
     columns = bars_columns(dataset)
-    rows = [
-        [_clean(v) for v in row] for row in frame.reindex(columns=columns).itertuples(index=False, name=None)
-    ]
+    frame = frame.reindex(columns=columns)
+    if fmt == "csv":  # pandas' C writer: floats as their shortest repr, missing values empty
+        return frame.to_csv(index=False, lineterminator="\n").rstrip("\n")
+    rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
     if fmt == "json":
         return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=None)
-    if fmt == "csv":
-        return csv_text(columns, rows)
     at = [columns.index(c) for c in TABLE_COLUMNS]
     cells = [[_cell(c, r[i]) for c, i in zip(TABLE_COLUMNS, at, strict=True)] for r in rows]
     return table_text(["trade date", *TABLE_COLUMNS[1:]], cells)
