@@ -90,10 +90,11 @@ def bench_burst(ctx: Context) -> list[Result]:
     plan = ctx.plan
     universe = plan.large
     src = cached_drop(ctx.spec(universe))
-    small, large = universe // 2, universe * 5
+    small, large = plan.burst_small, plan.burst_small * 10
     peaks: dict[int, int] = {}
     out = []
-    for count, copies in ((small, 1), (large, 5)):
+    for count in (small, large):
+        copies = -(-count // universe)
         peak, drained, code = burst_once(src, copies, count, f"{count}")
         peaks[count] = peak
         log(

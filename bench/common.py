@@ -14,8 +14,10 @@ import json
 import os
 import platform
 import pstats
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import zlib
@@ -56,10 +58,6 @@ def machine() -> dict[str, Any]:
                 ram = int(line.split()[1]) * 1024
     except OSError:
         pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = (0.0, 0.0, 0.0)
     import pandas
     import pyarrow
 
@@ -73,8 +71,31 @@ def machine() -> dict[str, Any]:
         "pandas": pandas.__version__,
         "sqlite": __import__("sqlite3").sqlite_version,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_avg_at_start": [round(x, 2) for x in load],
+        "load_avg_at_start": load_average(),
+        "daemon_at_start": daemon_version(),
     }
+
+
+def daemon_version() -> str:
+    """The commit the daemon code is at, ``+dirty`` with uncommitted changes under daemon/.
+
+    Why: other engineers commit to this tree while a long run goes on; a run whose start and
+    end differ measured more than one version of the daemon.
+    """
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "daemon"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def load_average() -> list[float]:
+    """1-, 5- and 15-minute load averages (other engineers' tests share the 2 cores)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return [0.0, 0.0, 0.0]
 
 
 # --------------------------------------------------------------------------- timing
@@ -106,12 +127,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[int(rank) - 1]
 
 
-def profile_top(fn: Callable[[], Any], limit: int = 15) -> tuple[Any, str]:
-    """Run ``fn`` under cProfile; return its result and the top entries by cumulative time."""
+def profile_top(fn: Callable[[], Any], limit: int = 15, sort: str = "cumulative") -> tuple[Any, str]:
+    """Run ``fn`` under cProfile; return its result and the top entries by ``sort`` (cumulative time)."""
     prof = cProfile.Profile()
     result = prof.runcall(fn)
     out = io.StringIO()
-    stats = pstats.Stats(prof, stream=out).strip_dirs().sort_stats("cumulative")
+    stats = pstats.Stats(prof, stream=out).strip_dirs().sort_stats(sort)
     stats.print_stats(limit)
     text = out.getvalue()
     body = text[text.find("ncalls") :] if "ncalls" in text else text
@@ -219,6 +240,67 @@ def cli_env(drop: Path, state: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+QUALITY_OFF = "[quality]\nenabled = false\n"
+
+
+def quality_off_env(where: Path) -> dict[str, str]:
+    """Environment for a CLI run with the data-quality checks switched off (a config file)."""
+    config = where / "quality-off.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(QUALITY_OFF)
+    return {"ALGOSEEK_SYNC_CONFIG": str(config)}
+
+
+# --------------------------------------------------------------------------- processes
+@dataclass
+class Run:
+    """One CLI process: exit code, wall seconds, peak RSS (when measured) and its stderr."""
+
+    code: int
+    seconds: float
+    maxrss: int = 0
+    stderr: str = ""
+    stdout: str = ""
+
+    def count(self, outcome: str) -> int:
+        """A count from ``run --once``'s summary line ("done 12", "wrote 3 row(s)")."""
+        found = re.search(rf"\b{outcome} (\d+)", self.stderr)
+        return int(found.group(1)) if found else -1
+
+
+def run_process(args: list[str], env: dict[str, str] | None = None) -> Run:
+    """Wall time of a whole process, started from this one (output captured)."""
+    began = time.perf_counter()
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    return Run(proc.returncode, time.perf_counter() - began, stderr=proc.stderr, stdout=proc.stdout)
+
+
+def run_measured(args: list[str], env: dict[str, str]) -> Run:
+    """A whole process with its peak RSS, started through ``bench/rss.py``.
+
+    Why the detour: ``ru_maxrss`` of a child forked straight from this (large) process would
+    include this process's own memory at fork time; forked from a small interpreter it is
+    the command's own.
+    """
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "rss.py"), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    return Run(report["code"], report["seconds"], report["maxrss_bytes"], proc.stderr)
+
+
+def run_once_cli(drop: Path, state: Path, **env: str) -> Run:
+    """``algoseek-sync run --once`` as its own process, peak RSS measured; a non-zero exit raises."""
+    run = run_measured([str(CLI), "run", "--once"], cli_env(drop, state, **env))
+    if run.code != 0:
+        raise RuntimeError(f"run --once exited {run.code}: {run.stderr[-1500:]}")
+    return run
+
+
 # --------------------------------------------------------------------------- results
 @dataclass
 class Result:
@@ -231,6 +313,13 @@ class Result:
     notes: str = ""
     samples: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def bounded(
+        cls, benchmark: str, metric: str, value: float, unit: str, limit: float, target: str = "", **kw: Any
+    ) -> Result:
+        """A result whose goal is an upper bound: met when ``value <= limit``."""
+        return cls(benchmark, metric, value, unit, target=target or f"≤ {limit:g}", met=value <= limit, **kw)
 
     def cell(self) -> str:
         if self.median is None:

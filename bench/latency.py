@@ -21,7 +21,7 @@ from algoseek_sync.generate import bar_rows, write_master
 
 
 class Poller(threading.Thread):
-    """Polls the state database read-only for SecIds appearing in ``bars``."""
+    """Polls the state database read-only for SecIds appearing in the store (``bar_chunks``)."""
 
     def __init__(self, db_path: Path, secids: list[int], interval: float = 0.01) -> None:
         super().__init__(daemon=True)
@@ -37,7 +37,7 @@ class Poller(threading.Thread):
                 if conn is None:
                     conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
                 rows = conn.execute(
-                    "SELECT DISTINCT secid FROM bars WHERE secid BETWEEN ? AND ?", (lo, hi)
+                    "SELECT DISTINCT secid FROM bar_chunks WHERE secid BETWEEN ? AND ?", (lo, hi)
                 ).fetchall()
                 now = time.monotonic()
                 for (secid,) in rows:

@@ -6,32 +6,10 @@ it is parsed whole and is the one part that does grow.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-from common import BENCH, CLI, RUN, Result, cached_drop, cli_env, fresh, link_copy, log
+from common import RUN, Result, cached_drop, fresh, link_copy, log, run_once_cli
 from context import Context
 
 from algoseek_sync.generate import write_master
-
-
-def peak_rss_run_once(drop: Path, state: Path) -> tuple[int, float, int]:
-    """(peak RSS bytes, seconds, exit code) of ``algoseek-sync run --once`` as a subprocess.
-
-    Started through ``bench/rss.py`` (a small interpreter): ``ru_maxrss`` of a child forked
-    straight from this process would include this process's own memory at fork time.
-    """
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "rss.py"), str(CLI), "run", "--once"],
-        env=cli_env(drop, state),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    report = json.loads(proc.stderr.strip().splitlines()[-1])
-    return report["maxrss_bytes"], report["seconds"], report["code"]
 
 
 def bench_memory(ctx: Context) -> list[Result]:
@@ -41,9 +19,8 @@ def bench_memory(ctx: Context) -> list[Result]:
     for n in plan.memory_sizes:
         src = cached_drop(ctx.spec(n))
         drop = link_copy(src, RUN / f"memory-{n}" / "drop")
-        peak, secs, code = peak_rss_run_once(drop, fresh(RUN / f"memory-{n}" / "state"))
-        if code != 0:
-            raise RuntimeError(f"run --once exited {code} on the {n}-SecId drop")
+        run = run_once_cli(drop, fresh(RUN / f"memory-{n}" / "state"))
+        peak, secs = run.maxrss, run.seconds
         peaks[n] = peak
         log(f"  run --once {n} SecIds: peak RSS {peak / 1e6:.0f} MB, {secs:.1f}s")
         out.append(
@@ -63,7 +40,7 @@ def bench_memory(ctx: Context) -> list[Result]:
     for n in (lo, hi):  # how much of the growth is the security master itself (parsed whole)
         drop = fresh(RUN / f"memory-master-{n}" / "drop")
         write_master(drop, ctx.spec(n))
-        master_only[n], _, _ = peak_rss_run_once(drop, fresh(RUN / f"memory-master-{n}" / "state"))
+        master_only[n] = run_once_cli(drop, fresh(RUN / f"memory-master-{n}" / "state")).maxrss
     master_growth = master_only[hi] - master_only[lo]
     out.append(
         Result(

@@ -107,9 +107,9 @@ def bench_reconcile(ctx: Context) -> list[Result]:
     globs = settings_for(drop, state).drop.master_glob
     for _ in range(plan.reconcile_reps):
         with timer() as t:
-            seen, recorded = reconcile(drop, ledger, globs)
-        if recorded or seen != count:
-            raise RuntimeError(f"reconcile saw {seen}, recorded {recorded}")
+            found = reconcile(drop, ledger, globs)
+        if found.recorded or found.seen != count:
+            raise RuntimeError(f"reconcile saw {found.seen}, recorded {found.recorded}")
         bare.append(t.wall)
     _, top = profile_top(lambda: reconcile(drop, ledger, globs), limit=12)
     tracemalloc.start()

@@ -21,7 +21,7 @@ def bench_tutorial(ctx: Context) -> list[Result]:
         with timer() as warm:
             first = baseline.cycle()
         log(
-            f"  tutorial warm-up cycle (fills its store, untimed): {warm.wall:.1f}s, {first.rows_written} rows"
+            f"  tutorial warm-up cycle (fills its store, untimed): {warm.wall:.1f}s, {first.rows_published} rows"
         )
         daemon: list[float] = []
         tutorial: list[float] = []
@@ -46,7 +46,8 @@ def bench_tutorial(ctx: Context) -> list[Result]:
             median(tutorial),
             "s",
             samples=tutorial,
-            notes=f"reads {last.files:,} files ({last.rows_read:,} rows), upserts {last.rows_written:,} rows;"
+            notes=f"reads {last.files:,} files ({last.rows_read:,} rows), fans out {last.rows_published:,} FIGI"
+            f" rows, stores {last.rows_written:,} rows;"
             f" CPU {median(tutorial_cpu):.1f}s; n={len(tutorial)} after 1 untimed warm-up cycle",
         ),
         Result(

@@ -13,10 +13,11 @@ Sequence Algoseek tutorial's two nodes"):
 
 To compare strategies rather than parsers, the baseline uses the daemon's own pieces
 wherever it can: the same bounded reader (``formats.read.read_file``), the same CSV
-parser (``formats.bars.parse_bars``), the same fan-out (``formats.bars.fan_out``, one
-call over all files, which is cheaper than the tutorial's per-file frames) and the
-same store (``LocalBackend.upsert_bars``) in its own, fresh state database of the same
-schema. Every advantage therefore goes to the baseline; only the strategy differs.
+parser (``formats.bars.parse_bars``), the platform backend's fan-out to FIGIs
+(``backends.mainsequence.frames.published``, one call over all files, which is cheaper
+than the tutorial's per-file frames) and the same store (``LocalBackend.write_bars``,
+one chunk per SecId and month) in its own, fresh state database of the same schema.
+Every advantage therefore goes to the baseline; only the strategy differs.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from algoseek_sync.backends.base import BarBatch, FileBars
 from algoseek_sync.backends.local import LocalBackend
+from algoseek_sync.backends.mainsequence.frames import published
 from algoseek_sync.db import Database
-from algoseek_sync.formats.bars import fan_out, parse_bars
+from algoseek_sync.formats.bars import BarFile, parse_bars
 from algoseek_sync.formats.read import read_file
 
 MASTER_GLOBS = ("*security_master*.csv", "*security_master*.csv.gz")
@@ -41,7 +46,8 @@ LIMIT = 1 << 30
 class CycleReport:
     files: int
     rows_read: int
-    rows_written: int
+    rows_published: int  # FIGI rows of the fanned-out frame (what the tutorial hands its store)
+    rows_written: int  # rows the store wrote (once per SecId)
     seconds: float
 
 
@@ -85,18 +91,12 @@ class TutorialBaseline:
         master_path, paths = self._files()
         routes = figis_by_secid(master_path)
         known = set(routes)
-        tables = []
-        rows_read = 0
+        files: list[FileBars] = []
         for path in paths:
-            content = read_file(
-                self.drop,
-                str(path.relative_to(self.drop)),
-                max_file_bytes=LIMIT,
-                max_decompressed_bytes=LIMIT,
-            )
-            bars = parse_bars(content.data)
-            tables.append(bars.table)
-            rows_read += bars.table.num_rows
+            rel = str(path.relative_to(self.drop))
+            content = read_file(self.drop, rel, max_file_bytes=LIMIT, max_decompressed_bytes=LIMIT)
+            files.append(FileBars(len(files), rel, parse_bars(content.data)))
+        tables = [f.bars.table for f in files]
         # The tutorial raises on a SecId missing from the master (the whole run stops).
         master_frame = pd.read_csv(master_path, dtype=str, usecols=["SecId"])
         in_master = {int(s) for s in master_frame["SecId"]}
@@ -104,10 +104,22 @@ class TutorialBaseline:
             for secid in set(table["secid"].to_pylist()):
                 if secid not in in_master:
                     raise KeyError(f"SecId {secid} not in the security master")
-        frame = fan_out(tables, {s: routes[s] for s in known}).to_pandas()
-        written = self.backend.upsert_bars(frame, lambda: None)
-        return CycleReport(len(paths), rows_read, written, time.perf_counter() - began)
+        routed = {s: routes[s] for s in known}
+        frame = published(tables, routed)
+        keep = pa.array(sorted(known), pa.int64())
+        receipt = self.backend.write_bars(BarBatch([_routed(f, keep) for f in files], routed))
+        rows_read = sum(t.num_rows for t in tables)
+        return CycleReport(
+            len(paths), rows_read, len(frame), receipt.rows_written, time.perf_counter() - began
+        )
 
     def close(self) -> None:
         self.backend.close()
         self.db.close()
+
+
+def _routed(item: FileBars, keep: pa.Array) -> FileBars:
+    """The file's rows of SecIds with a FIGI (the tutorial skips the others)."""
+    table = item.bars.table
+    rows = table.filter(pc.is_in(table["secid"], keep))
+    return FileBars(item.version_id, item.path, BarFile(item.bars.dataset, rows))

@@ -1,0 +1,112 @@
+"""Benchmark 10, one changed file, whole process: ``run --once`` after one SecId file is re-delivered.
+
+Why: a cron-style ``run --once`` on a 10,000-SecId drop where one file changed must cost
+about what starting Python costs (goal ≤ 0.4 s): no eager imports of numpy/pyarrow/pandas
+when nothing needs them, a stat-only reconcile, one file parsed and stored. It runs next to
+a ``run --once`` with nothing to do and to ``python -c pass``, and ``python -X importtime``
+and cProfile of one more such run go to results.md to show where the time goes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from common import CLI, Result, Run, cli_env, median, redeliver, run_process
+from context import Context
+
+from algoseek_sync.generate import trade_dates
+
+IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
+
+
+def checked(run: Run, done: int) -> Run:
+    """A ``run --once`` that exited 0 having applied ``done`` file(s)."""
+    if run.code != 0 or run.count("done") != done:
+        raise RuntimeError(f"run --once: exit {run.code}, expected done {done}: {run.stderr[-800:]}")
+    return run
+
+
+def importtime_top(stderr: str, limit: int = 25) -> str:
+    """``-X importtime`` output as the top modules by cumulative time, then by self time (ms)."""
+    entries = []
+    for line in stderr.splitlines():
+        found = IMPORT_LINE.match(line)
+        if found:
+            own, total, indent, name = found.groups()
+            entries.append((int(total) / 1000, int(own) / 1000, len(indent) // 2, name))
+    outer = sum(total for total, _, depth, _ in entries if depth == 0)
+    lines = [
+        f"all imports: {outer:.0f} ms (sum of the top-level cumulative times)",
+        "",
+        "cumulative ms  self ms  module",
+    ]
+    lines += [f"{t:13.1f} {s:8.1f}  {'  ' * d}{n}" for t, s, d, n in sorted(entries, reverse=True)[:limit]]
+    lines += ["", "by self time:", "self ms  module"]
+    lines += [f"{s:7.1f}  {n}" for _, s, _, n in sorted(entries, key=lambda e: -e[1])[:12]]
+    return "\n".join(lines)
+
+
+def cprofile_top(stdout: str, limit: int = 30) -> str:
+    """The head of ``python -m cProfile -s cumulative`` output (its table, first ``limit`` rows)."""
+    lines = stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "\n".join(line.rstrip() for line in lines[start : start + limit + 1])
+
+
+def bench_onefile(ctx: Context) -> list[Result]:
+    plan = ctx.plan
+    spec = ctx.backfill_spec()
+    drop, state = ctx.backfill_state()
+    env = cli_env(drop, state)
+    once = [str(CLI), "run", "--once"]
+    checked(run_process(once, env), 0)  # warm the page cache; the state must be settled
+    secid = spec.first_secid + spec.secids // 2
+    walls: dict[str, list[float]] = {"pass": [], "idle": [], "changed": []}
+    for k in range(plan.onefile_reps):  # interleaved: a noisy neighbour hits all three alike
+        walls["pass"].append(run_process([sys.executable, "-c", "pass"]).seconds)
+        walls["idle"].append(checked(run_process(once, env), 0).seconds)
+        redeliver(drop, spec, secid, trade_dates(spec, extra=k + 1))
+        walls["changed"].append(checked(run_process(once, env), 1).seconds)
+    extra = plan.onefile_reps
+    redeliver(drop, spec, secid, trade_dates(spec, extra=extra + 1))
+    imports = checked(run_process([sys.executable, "-X", "importtime", *once], env), 1)
+    redeliver(drop, spec, secid, trade_dates(spec, extra=extra + 2))
+    profiled = checked(run_process([sys.executable, "-m", "cProfile", "-s", "cumulative", *once], env), 1)
+    out = onefile_results(spec.secids, walls)
+    out[2].extra["profile_importtime"] = importtime_top(imports.stderr)
+    out[2].extra["profile_cprofile"] = cprofile_top(profiled.stdout)
+    return out
+
+
+def onefile_results(secids: int, walls: dict[str, list[float]]) -> list[Result]:
+    changed, idle, start = median(walls["changed"]), median(walls["idle"]), median(walls["pass"])
+    return [
+        Result(
+            "10 one changed file",
+            "`python -c pass` (interpreter start)",
+            start,
+            "s",
+            samples=walls["pass"],
+            notes="the venv's interpreter, as the CLI's",
+        ),
+        Result(
+            "10 one changed file",
+            f"`run --once`, nothing to do, {secids:,} SecIds",
+            idle,
+            "s",
+            samples=walls["idle"],
+            notes="whole process: start-up, settings, state database, stat-only reconcile of the drop",
+        ),
+        Result.bounded(
+            "10 one changed file",
+            f"`run --once`, one re-delivered SecId file, {secids:,} SecIds",
+            changed,
+            "s",
+            0.4,
+            "≤ 0.4 s",
+            samples=walls["changed"],
+            notes=f"the file's whole history + one new day, new bytes; {changed - idle:+.3f}s over nothing to do,"
+            f" {changed - start:+.3f}s over the interpreter's start; n={len(walls['changed'])}",
+        ),
+    ]
