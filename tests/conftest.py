@@ -20,6 +20,17 @@ SAMPLES = REPO / "tests" / "data" / "algoseek"  # copies of the real vendor samp
 MASTER_SAMPLE = SAMPLES / "equity_security_master-sample.csv"
 AAPL_SAMPLE = SAMPLES / "standard-adjusted-secid-33449.csv"
 AAPL_FIGI = "BBG000B9XRY4"
+#: the vendor headers of the standard adjusted and the primary-exchange daily OHLC files
+STANDARD_HEADER = (
+    "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,"
+    "CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
+)
+PRIMARY_HEADER = (
+    "SecId,TradeDate,Ticker,Name,PrimaryExchange,ISIN,OpenPrice,OpenSize,OpenTime,HighPrice,HighTime,LowPrice,"
+    "LowTime,ClosePrice,CloseSize,CloseTime,ListedMarketHoursVolume,ListedMarketHoursTrades,ListedTotalVolume,"
+    "ListedTotalTrades,FinraMarketHoursVolume,FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,"
+    "MarketVWAP,DailyVWAP"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +59,11 @@ class Sandbox:
     state: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE", "MAIN_SEQUENCE"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE", "MAIN_SEQUENCE"))
+        }
         env.update(
             PYTHONPATH=str(REPO / "daemon"),
             ALGOSEEK_SYNC_DROP_DIR=str(self.drop),
@@ -98,3 +113,12 @@ def samples() -> Callable[[Sandbox], None]:
         box.put("33449.csv", AAPL_SAMPLE)
 
     return deliver
+
+
+def planted_drop(box: Sandbox, planted_file: Path, *options: str) -> list[dict[str, object]]:
+    """Generate a drop with one data-quality problem of each kind, ingest it, return the planted findings."""
+    import json
+
+    box.cli("generate", str(box.drop), *options, "--plant-problems", str(planted_file))
+    box.cli("run", "--once")
+    return json.loads(planted_file.read_text())

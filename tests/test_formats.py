@@ -24,21 +24,11 @@ from algoseek_sync.formats.master import parse_master, split_tokens
 from algoseek_sync.formats.names import classify, is_temporary
 from algoseek_sync.formats.tickers import resolve_ticker
 from algoseek_sync.problems import Problem
-from conftest import AAPL_SAMPLE, MASTER_SAMPLE
+from conftest import AAPL_SAMPLE, MASTER_SAMPLE, PRIMARY_HEADER, STANDARD_HEADER
 
 GLOBS = ["*security_master*.csv", "*security_master*.csv.gz"]
 REAL_FIGIS = ["BBG000BVPV84", "BBG000B9XRY4", "BBG000BPH459", "BBG000BSWKH7", "BBG000DWG505"]
 FIGI_A, FIGI_B, FIGI_C = "BBG000BVPV84", "BBG000B9XRY4", "BBG000BPH459"
-STANDARD_HEADER = (
-    "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,"
-    "CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
-)
-PRIMARY_HEADER = (
-    "SecId,TradeDate,Ticker,Name,PrimaryExchange,ISIN,OpenPrice,OpenSize,OpenTime,HighPrice,HighTime,LowPrice,"
-    "LowTime,ClosePrice,CloseSize,CloseTime,ListedMarketHoursVolume,ListedMarketHoursTrades,ListedTotalVolume,"
-    "ListedTotalTrades,FinraMarketHoursVolume,FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,"
-    "MarketVWAP,DailyVWAP"
-)
 FACTORS = "CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
+from conftest import STANDARD_HEADER as STANDARD
 
 MSFT_FIGI, AMZN_FIGI = "BBG000BPH459", "BBG000BVPV84"
-STANDARD = "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
 
 
 def status(box: Sandbox) -> dict:

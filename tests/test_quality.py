@@ -11,12 +11,8 @@ import pytest
 from algoseek_sync.formats.bars import parse_bars
 from algoseek_sync.quality.calendar import Sessions, build, due_time, parse_expected_by
 from algoseek_sync.quality.checks import Finding, Params, check
-from conftest import AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
-
-STANDARD = (
-    "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,"
-    "CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
-)
+from conftest import AAPL_SAMPLE, MASTER_SAMPLE, Sandbox, planted_drop
+from conftest import STANDARD_HEADER as STANDARD
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +143,7 @@ def found_set(rows: list[dict]) -> set[tuple]:
 def test_a_generated_drop_lists_exactly_the_planted_problems_and_a_redelivery_resolves_one(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    planted_file = tmp_path / "planted.json"
-    sandbox.cli(
-        "generate", str(sandbox.drop), "--secids", "40", "--days", "60", "--plant-problems", str(planted_file)
-    )
-    planted = json.loads(planted_file.read_text())
-    sandbox.cli("run", "--once")
+    planted = planted_drop(sandbox, tmp_path / "planted.json", "--secids", "40", "--days", "60")
     rows = quality(sandbox)
     assert found_set(rows) == {(p["kind"], p["secid"], p["start"], p["end"]) for p in planted}
     assert all(r["unique_identifier"] and r["severity"] for r in rows)

@@ -26,7 +26,7 @@ import pytest
 from algoseek_sync.quality.calendar import Sessions
 from algoseek_sync.quality.report import render
 from algoseek_sync.quality.report_data import MAX_GROUPS, Coverage, ReportData, coverage_from_chunks
-from conftest import AAPL_SAMPLE, Sandbox
+from conftest import AAPL_SAMPLE, Sandbox, planted_drop
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -196,12 +196,7 @@ PROBE = """<script>
 def test_a_generated_drops_report_renders_in_a_browser_with_the_planted_findings(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    planted_file = tmp_path / "planted.json"
-    sandbox.cli(
-        "generate", str(sandbox.drop), "--secids", "40", "--days", "60", "--plant-problems", str(planted_file)
-    )
-    planted = json.loads(planted_file.read_text())
-    sandbox.cli("run", "--once")
+    planted = planted_drop(sandbox, tmp_path / "planted.json", "--secids", "40", "--days", "60")
     page = tmp_path / "report.html"
     out = sandbox.cli("report", "--html", str(page)).out
     size = page.stat().st_size

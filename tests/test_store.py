@@ -16,21 +16,11 @@ from algoseek_sync.formats.bars import arrow_schema, last_wins, parse_bars
 from algoseek_sync.formats.datasets import DATASETS
 from algoseek_sync.generate import DropSpec, generate_drop
 from algoseek_sync.store.chunks import Chunks
-from conftest import AAPL_SAMPLE
+from conftest import AAPL_SAMPLE, PRIMARY_HEADER, STANDARD_HEADER
 
 STANDARD = DATASETS["standard-adjusted"]
 PRIMARY_ADJ = DATASETS["primary-adjusted"]
 PRIMARY = DATASETS["primary"]
-STANDARD_HEADER = (
-    "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,"
-    "CumulativePriceFactor,CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason"
-)
-PRIMARY_HEADER = (
-    "SecId,TradeDate,Ticker,Name,PrimaryExchange,ISIN,OpenPrice,OpenSize,OpenTime,HighPrice,HighTime,LowPrice,"
-    "LowTime,ClosePrice,CloseSize,CloseTime,ListedMarketHoursVolume,ListedMarketHoursTrades,ListedTotalVolume,"
-    "ListedTotalTrades,FinraMarketHoursVolume,FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,"
-    "MarketVWAP,DailyVWAP"
-)
 
 
 @pytest.fixture(scope="module")
