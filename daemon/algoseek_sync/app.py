@@ -85,6 +85,7 @@ def run_once(app: App, *, max_rounds: int = 5) -> CycleStats:
     """
     total = CycleStats()
     app.ledger.recover()
+    app.ledger.due_now()
     for _ in range(max_rounds):
         result = reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
         app.problems.replace("drop", result.problems)

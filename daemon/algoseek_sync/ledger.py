@@ -140,6 +140,13 @@ class Ledger:
                 (FileState.PENDING, self.clock(), FileState.PROCESSING),
             ).rowcount
 
+    def due_now(self) -> int:
+        """Pending versions waiting out a backoff become due: ``run --once`` is asked to try everything now."""
+        return self.db.execute(
+            "UPDATE files SET next_attempt_at = 0 WHERE state = ? AND next_attempt_at > 0",
+            (FileState.PENDING,),
+        ).rowcount
+
     def _claim(self, where: str, order: str, limit: int, params: tuple[object, ...]) -> list[Version]:
         """One statement: the selected due versions become ``processing`` (attempts counted)."""
         now = self.clock()

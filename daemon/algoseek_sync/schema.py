@@ -79,6 +79,7 @@ CREATE TABLE tickers (
     end_date TEXT NOT NULL
 );
 CREATE INDEX tickers_ticker ON tickers (ticker);
+CREATE INDEX tickers_secid ON tickers (secid);  -- listing periods of the affected SecIds, per batch
 
 -- Asset registrations the backend could not finish yet, retried on later cycles.
 CREATE TABLE registrations (
@@ -222,6 +223,7 @@ def _v1_to_v2(db: Database) -> None:
     conn.execute("ALTER TABLE files ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE files DROP COLUMN first_date")
     conn.execute("ALTER TABLE files ADD COLUMN dataset TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS tickers_secid ON tickers (secid)")
     for statement in _statements(PROBLEMS):
         conn.execute(statement)
     if _has_table(conn, "master_issues"):

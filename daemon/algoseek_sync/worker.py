@@ -377,12 +377,14 @@ class Worker:
 
     def _release(self, versions: Sequence[Version]) -> None:
         """Claimed versions that did not finish go back to ``pending``: after a backoff when an
-        error left them, at once when the process is being stopped (KeyboardInterrupt, SystemExit)."""
+        error left them; at once when the process is being stopped (KeyboardInterrupt, SystemExit)
+        or the state database failed (not the files' fault: the whole cycle backs off instead)."""
         if not versions:
             return
         error = sys.exc_info()[0]
         stopping = error is not None and not issubclass(error, Exception)
-        released = self.ledger.release(versions, None, lambda v: 0.0 if stopping else backoff(v.attempts))
+        at_once = stopping or (error is not None and issubclass(error, sqlite3.Error))
+        released = self.ledger.release(versions, None, lambda v: 0.0 if at_once else backoff(v.attempts))
         if released:
             log.warning("released_unfinished", versions=released, stopping=stopping or None)
 

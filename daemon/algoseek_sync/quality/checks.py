@@ -18,6 +18,7 @@ batch costs about as much as decoding their chunks. Each check, and its severity
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,30 @@ def _present(table: pa.Table, name: str) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class Columns:
+    """The checked columns as numpy arrays, converted once per check (NaN where missing)."""
+
+    secid: np.ndarray
+    date: np.ndarray
+    first_of: np.ndarray  # True on each SecId's first row
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Columns:
+        secid = table["secid"].to_numpy()
+        return cls(
+            secid=secid,
+            date=table["tradedate"].to_numpy().astype(np.int64),
+            first_of=np.r_[True, secid[1:] != secid[:-1]],
+            **{name: _floats(table, name) for name in ("open", "high", "low", "close", "volume")},
+        )
+
+
 def check(
     table: pa.Table,
     sessions: Sessions,
@@ -55,15 +80,14 @@ def check(
     """Findings of the histories in ``table`` (every row of each SecId, sorted by secid, tradedate)."""
     if table.num_rows == 0:
         return []
-    secid = table["secid"].to_numpy()
-    date = table["tradedate"].to_numpy().astype(np.int64)
-    first_of = np.r_[True, secid[1:] != secid[:-1]]
+    cols = Columns.of(table)
     findings: list[Finding] = []
-    findings += _rows(table, secid, date, sessions)
-    findings += _stale(table, secid, date, first_of, params)
+    findings += _rows(cols, sessions)
+    findings += _stale(cols, params)
     if has_events:
-        findings += _jumps(table, secid, date, first_of, params)
-    findings += _missing(secid, date, first_of, sessions, listing)
+        event = _present(table, "adjustmentfactor") | _present(table, "adjustmentreason")
+        findings += _jumps(cols, event, params)
+    findings += _missing(cols.secid, cols.date, cols.first_of, sessions, listing)
     return findings
 
 
@@ -77,9 +101,9 @@ def _row_findings(
     return out
 
 
-def _rows(table: pa.Table, secid: np.ndarray, date: np.ndarray, sessions: Sessions) -> list[Finding]:
-    o, h, lo, c = (_floats(table, n) for n in ("open", "high", "low", "close"))
-    v = _floats(table, "volume")
+def _rows(cols: Columns, sessions: Sessions) -> list[Finding]:
+    secid, date = cols.secid, cols.date
+    o, h, lo, c, v = cols.open, cols.high, cols.low, cols.close, cols.volume
     with np.errstate(invalid="ignore"):
         high_below_low = h < lo
         close_outside = ((c < lo) | (c > h)) & ~high_below_low
@@ -110,16 +134,14 @@ def _runs(flag: np.ndarray, starts: np.ndarray) -> Iterable[tuple[int, int]]:
         yield first, last
 
 
-def _stale(
-    table: pa.Table, secid: np.ndarray, date: np.ndarray, first_of: np.ndarray, params: Params
-) -> list[Finding]:
-    close, volume = _floats(table, "close"), _floats(table, "volume")
-    zero = volume == 0
+def _stale(cols: Columns, params: Params) -> list[Finding]:
+    secid, date, close = cols.secid, cols.date, cols.close
+    zero = cols.volume == 0
     if zero.sum() < params.stale_sessions:
         return []
     same = np.r_[False, close[1:] == close[:-1]]
     # a run: consecutive zero-volume rows of one SecId whose close does not change
-    starts = first_of | ~same
+    starts = cols.first_of | ~same
     out = []
     for first, last in _runs(zero, starts):
         if last - first + 1 >= params.stale_sessions:
@@ -128,15 +150,13 @@ def _stale(
     return out
 
 
-def _jumps(
-    table: pa.Table, secid: np.ndarray, date: np.ndarray, first_of: np.ndarray, params: Params
-) -> list[Finding]:
-    close = _floats(table, "close")
+def _jumps(cols: Columns, event: np.ndarray, params: Params) -> list[Finding]:
+    """Close-to-close moves beyond the threshold on rows without an adjustment ``event``."""
+    secid, date, close = cols.secid, cols.date, cols.close
     previous = np.r_[np.nan, close[:-1]]
-    previous[first_of] = np.nan
+    previous[cols.first_of] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         move = close / previous - 1.0
-    event = _present(table, "adjustmentfactor") | _present(table, "adjustmentreason")
     jump = (np.abs(move) > params.jump_threshold) & ~event
     out = []
     for i in np.flatnonzero(jump).tolist():

@@ -296,6 +296,8 @@ class Chunks:
     def _column(self, recs: Records, name: str, kind: str, type_: pa.DataType) -> pa.Array:
         values = recs.array[name]
         mask = codec.null_mask(recs, name)
+        if mask.all():  # common for event columns (AdjustmentReason …): no decoding at all
+            return pa.nulls(len(values), type_)
         if kind == "text":
             ids, positions = np.unique(values, return_inverse=True)
             texts = self._texts(ids.tolist())
