@@ -302,3 +302,30 @@ def test_timing_10k_secids_20_days(tmp_path: Path) -> None:
     took = time.perf_counter() - began
     print(f"\n10,000 SecIds x 20 days gz secid: {took:.1f}s, {len(manifest.bar_paths)} files")
     assert manifest.rows == 200_000
+
+
+def _day_file(path: Path, day: int, closes: dict[int, float], events: dict[int, str]) -> Path:
+    header = "SecId,TradeDate,ClosePrice,AdjustmentFactor,AdjustmentReason"
+    lines = [f"{s},{day},{c},{events.get(s, '')},{'Split' if s in events else ''}" for s, c in closes.items()]
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def test_a_planted_missing_day_file_also_expects_the_jumps_its_event_rows_explained(tmp_path: Path) -> None:
+    """SecId 1 splits 3:1 on the removed day (its event row goes with the file), SecId 2 has an
+    event but no big move, SecId 3 has events on both days and moves 50 % on the next one (its
+    own event row explains it): only SecId 1's jump is expected."""
+    from algoseek_sync.plant import _lost_events
+
+    before = _day_file(tmp_path / "20240130.csv", 20240130, {1: 120.0, 2: 50.0, 3: 10.0}, {})
+    victim = _day_file(
+        tmp_path / "20240131.csv", 20240131, {1: 40.0, 2: 49.0, 3: 10.0}, {1: "3", 2: "0.99", 3: "1"}
+    )
+    after = _day_file(tmp_path / "20240201.csv", 20240201, {1: 41.0, 2: 49.5, 3: 15.0}, {3: "0.66"})
+    (planted,) = _lost_events(before, victim, after, "ClosePrice")
+    assert (planted.kind, planted.secid, planted.start, planted.end) == (
+        "unexplained_jump",
+        1,
+        20240201,
+        20240201,
+    )

@@ -78,7 +78,7 @@ def plant(root: Path, spec: DropSpec, manifest: DropManifest, seed: int = 0) -> 
         for planter in (_gap, _stale, _high_below_low, _weekend_row, _unexplained_split):
             planted += planter(files, secids, names, rng)
     else:
-        planted += _missing_day_file(root, manifest)
+        planted += _missing_day_file(root, manifest, names)
     return planted
 
 
@@ -171,13 +171,45 @@ def _unexplained_split(
     return [Planted("unexplained_jump", secid, day, day, "a 2:1 split without its event row")]
 
 
-def _missing_day_file(root: Path, manifest: DropManifest) -> list[Planted]:
-    """A whole tradedate file not delivered: every SecId misses that session."""
+def _missing_day_file(root: Path, manifest: DropManifest, names: dict[str, str]) -> list[Planted]:
+    """A whole tradedate file not delivered: every SecId misses that session, and a SecId
+    whose corporate-event row goes with it shows its move across the gap as unexplained."""
     paths = sorted(manifest.bar_paths)
-    victim = paths[len(paths) // 2]
+    k = len(paths) // 2
+    victim = paths[k]
     day = int(victim.name.split(".")[0])
-    victim.unlink()
-    return [
+    planted = [
         Planted("missing_session", secid, day, day, f"{victim.name} not delivered")
         for secid in manifest.secids
     ]
+    if 0 < k < len(paths) - 1:
+        planted += _lost_events(paths[k - 1], victim, paths[k + 1], names["close"])
+    victim.unlink()
+    return planted
+
+
+#: The default ``quality.jump_threshold``: planted drops are checked with the defaults.
+JUMP_THRESHOLD = 0.40
+
+
+def _lost_events(before: Path, victim: Path, after: Path, close: str) -> list[Planted]:
+    """Moves from ``before`` to ``after`` beyond the threshold whose event row was in ``victim``."""
+    lost = _events(_Csv(victim))
+    prev, nxt = _Csv(before), _Csv(after)
+    closes = {int(r[prev.col("SecId")]): float(r[prev.col(close)]) for r in prev.rows() if r[prev.col(close)]}
+    explained = _events(nxt)
+    out = []
+    for row in nxt.rows():
+        secid, price = int(row[nxt.col("SecId")]), row[nxt.col(close)]
+        if secid not in lost or secid in explained or secid not in closes or not price:
+            continue
+        if abs(float(price) / closes[secid] - 1.0) > JUMP_THRESHOLD:
+            day = int(row[nxt.col("TradeDate")])
+            out.append(Planted("unexplained_jump", secid, day, day, f"its event row went with {victim.name}"))
+    return out
+
+
+def _events(bars: _Csv) -> set[int]:
+    """SecIds with a corporate-event row (an adjustment factor or reason) in a bar file."""
+    columns = [bars.col(name) for name in ("AdjustmentFactor", "AdjustmentReason") if name in bars.header]
+    return {int(row[bars.col("SecId")]) for row in bars.rows() if any(row[c] for c in columns)}

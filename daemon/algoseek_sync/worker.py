@@ -104,7 +104,7 @@ class _Parsed:
     """A bar file read and parsed, with what to write and how it ends."""
 
     version: Version
-    content: FileContent
+    sha256: str  # of the file as delivered (its bytes are not kept once parsed)
     bars: BarFile
     started: float
     notes: list[Problem]
@@ -297,7 +297,7 @@ class Worker:
             p.version.id,
             state,
             p.waiting or None,
-            sha256=p.content.sha256,
+            sha256=p.sha256,
             rows=p.rows,
             secids=held,
             dataset=p.bars.dataset.name,
@@ -603,13 +603,13 @@ class Worker:
                 finals.append(self._refused(version, exc, started))
                 continue
             except Exception as exc:  # a parser bug: only this file fails (see _write)
-                parsed.append(_Parsed(version, None, None, started, [], error=exc))  # type: ignore[arg-type]
+                parsed.append(_Parsed(version, "", None, started, [], error=exc))  # type: ignore[arg-type]
                 continue
             notes = list(bars.notes)
             name = classify(version.path, self.settings.drop.master_glob)
             if name.aggregation == "secid" and (foreign := foreign_rows(bars, int(name.key))) is not None:
                 notes.append(foreign)
-            parsed.append(_Parsed(version, content, bars, started, notes))
+            parsed.append(_Parsed(version, content.sha256, bars, started, notes))
         return finals, parsed
 
     def _check_quality(self, parsed: Sequence[_Parsed], results: Sequence[FileResult]) -> None:
