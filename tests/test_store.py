@@ -309,3 +309,46 @@ def test_rolled_back_upsert_leaves_the_store_unchanged(db: Database) -> None:
         raise RuntimeError("boom")
     assert _closes(Chunks(db).read(STANDARD, [1])) == {(1, 20240102): 1.0}
     assert Chunks(db).size() == (1, 1)
+
+
+# -- the writer's own reads (chunks it just wrote are not decoded again) ------------------------------
+
+
+def test_the_writers_reads_equal_a_fresh_readers(db: Database, aapl: pa.Table) -> None:
+    """Reads and merges through the chunks a write kept give what decoding the stored blobs gives."""
+    writer = Chunks(db)
+    first, correction = aapl.slice(0, 3000), aapl.slice(2990)  # ten days again, then the rest
+    with db.transaction():
+        writer.upsert(STANDARD, [first])
+    with db.transaction():
+        writer.upsert(STANDARD, [correction])  # merges into chunks the first write kept
+    assert writer.read(STANDARD, [33449]).equals(aapl)
+    assert writer.read(STANDARD, [33449]).equals(Chunks(db).read(STANDARD, [33449]))
+    assert writer.read_day(STANDARD, 20140609).equals(Chunks(db).read_day(STANDARD, 20140609))
+    assert writer.latest_factors(STANDARD, [33449]) == Chunks(db).latest_factors(STANDARD, [33449])
+
+
+def test_the_writers_reads_keep_extras_and_nulls(db: Database) -> None:
+    data = f"{PRIMARY_HEADER},Bonus\n" + "".join(
+        f"7,{d},ABC,Abc Inc,NYSE,,10.5,100,09:30:00,11,10:00:00,10,11:00:00,10.75,200,16:00:00,1000,10,"
+        f"1500,15,300,3,400,4,,10.61,{bonus}\n"
+        for d, bonus in ((20240102, "x"), (20240103, ""), (20240201, "ζ"))
+    )
+    table = parse_bars(data.encode()).table
+    writer = Chunks(db)
+    with db.transaction():
+        writer.upsert(PRIMARY, [table])
+    assert writer.read(PRIMARY, [7]).equals(table)
+    assert (
+        writer.read(PRIMARY, [7])["extra"].to_pylist() == Chunks(db).read(PRIMARY, [7])["extra"].to_pylist()
+    )
+
+
+def test_a_rolled_back_write_is_not_read_back_by_its_writer(db: Database) -> None:
+    writer = Chunks(db)
+    with db.transaction():
+        writer.upsert(STANDARD, [_std(_row(1, 20240102, 1.0))])
+    with pytest.raises(RuntimeError, match="boom"), db.transaction():
+        writer.upsert(STANDARD, [_std(_row(1, 20240102, 9.0), _row(1, 20240103, 9.0))])
+        raise RuntimeError("boom")
+    assert _closes(writer.read(STANDARD, [1])) == {(1, 20240102): 1.0}

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from algoseek_sync.db import Database
 
 FREQUENCY = "1d"
+#: A write of at most this many rows keeps its chunks' decoded form for the reads that follow
+#: (the quality checks re-read what a batch just stored; the next batch merges into it)
+RECENT_ROWS = 100_000
 
 
 def period_of(tradedate: np.ndarray) -> np.ndarray:
@@ -40,6 +43,7 @@ class Chunks:
         self._datasets: dict[str, int] = {}
         self._layouts: dict[int, Layout] = {}
         self._strings: dict[int, str] = {}
+        self._recent: dict[bytes, codec.Plain] = {}  # blob → decoded, of the last write
 
     # -- catalogue ---------------------------------------------------------------------
     def dataset_id(self, name: str, *, create: bool = False) -> int | None:
@@ -127,28 +131,23 @@ class Chunks:
         keys = list(zip(secids[starts].tolist(), periods[starts].tolist(), strict=True))
         existing = self._existing(dataset_id, keys)
         rows = []
+        recent: dict[bytes, codec.Plain] = {}
         for (secid, period), start, stop in zip(keys, starts.tolist(), stops.tolist(), strict=True):
             part, lo, hi = recs, start, stop
             if (secid, period) in existing:
                 part = _merge(existing[(secid, period)], codec.take(recs, np.arange(start, stop)))
                 lo, hi = 0, len(part)
             dates = part.array["tradedate"]
-            rows.append(
-                (
-                    dataset_id,
-                    secid,
-                    period,
-                    int(dates[lo]),
-                    int(dates[hi - 1]),
-                    hi - lo,
-                    codec.encode(part, lo, hi),
-                )
-            )
+            blob, plain = codec.encode(part, lo, hi)
+            if len(recs) <= RECENT_ROWS:
+                recent[blob] = plain
+            rows.append((dataset_id, secid, period, int(dates[lo]), int(dates[hi - 1]), hi - lo, blob))
         self.db.conn.executemany(
             "INSERT OR REPLACE INTO bar_chunks (dataset, secid, period, first_date, last_date, rows, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        self._recent = recent  # matched by blob: a rolled-back write is never read from it
         return table.num_rows
 
     def _records(self, table: pa.Table, layout: Layout) -> Records:
@@ -198,7 +197,7 @@ class Chunks:
                 (dataset_id, *part, lo, hi),
             ):
                 if (secid, period) in wanted:
-                    (out[(secid, period)],) = codec.decode([data], layouts)
+                    (out[(secid, period)],) = codec.decode([data], layouts, self._recent)
         return out
 
     # -- reading ---------------------------------------------------------------------------
@@ -256,7 +255,7 @@ class Chunks:
             blobs.append(data)
         if not blobs:
             return arrow_schema(dataset).empty_table()
-        parts = codec.decode(blobs, self._layouts_by_id())
+        parts = codec.decode(blobs, self._layouts_by_id(), self._recent)
         if len(parts) != 1:
             raise ValueError("chunks of several layouts in one read are not supported by this release")
         recs = parts[0]
@@ -322,7 +321,7 @@ class Chunks:
             ).fetchone()
             if row is None:
                 continue
-            (recs,) = codec.decode([row[0]], layouts)
+            (recs,) = codec.decode([row[0]], layouts, self._recent)
             known = ~(
                 codec.null_mask(recs, "cumulativepricefactor")
                 | codec.null_mask(recs, "cumulativevolumefactor")

@@ -87,15 +87,20 @@ def records(
     return Records(layout, array, extra)
 
 
-def encode(recs: Records, start: int, stop: int) -> bytes:
-    """The blob of rows ``start:stop``."""
+#: A chunk as :func:`decode` makes it: its records' bytes (row-major) and its ``extra`` by row.
+Plain = tuple[bytes, dict[int, str]]
+
+
+def encode(recs: Records, start: int, stop: int) -> tuple[bytes, Plain]:
+    """The blob of rows ``start:stop``, and what :func:`decode` will make of it."""
     part = recs.array[start:stop]
     raw = _shuffle(part.view(np.uint8).reshape(len(part), part.dtype.itemsize))
-    extra = {str(i - start): text for i, text in recs.extra.items() if start <= i < stop}
+    extra = {i - start: text for i, text in recs.extra.items() if start <= i < stop}
     if extra:
-        raw += json.dumps(extra, separators=(",", ":")).encode()
+        raw += json.dumps({str(i): text for i, text in extra.items()}, separators=(",", ":")).encode()
     body = _ZSTD.compress(raw, asbytes=True)
-    return HEADER.pack(FORMAT, CODEC_ZSTD, recs.layout.id, stop - start, len(raw)) + body
+    blob = HEADER.pack(FORMAT, CODEC_ZSTD, recs.layout.id, stop - start, len(raw)) + body
+    return blob, (part.tobytes(), extra)
 
 
 def _shuffle(matrix: np.ndarray) -> bytes:
@@ -106,24 +111,35 @@ def _unshuffle(raw: bytes | memoryview, rows: int, width: int) -> bytes:
     return np.frombuffer(raw, dtype=np.uint8, count=rows * width).reshape(width, rows).T.tobytes()
 
 
-def decode(blobs: Iterable[bytes], layouts: Mapping[int, Layout]) -> list[Records]:
-    """Records of many chunks, one :class:`Records` per layout met (usually one)."""
+def decode(
+    blobs: Iterable[bytes], layouts: Mapping[int, Layout], known: Mapping[bytes, Plain] | None = None
+) -> list[Records]:
+    """Records of many chunks, one :class:`Records` per layout met (usually one).
+
+    ``known`` maps blobs to their decoded form (from :func:`encode`): a blob found there is
+    not decompressed. Matching by the whole blob keeps this exact whatever the caller kept.
+    """
     parts: dict[int, tuple[list[bytes], dict[int, str]]] = {}
     counts: dict[int, int] = {}
     for blob in blobs:
         fmt, codec, layout_id, rows, size = HEADER.unpack_from(blob)
         if fmt != FORMAT or codec != CODEC_ZSTD:
             raise ValueError(f"chunk format {fmt}/codec {codec} is not known to this release")
+        chunks, extra = parts.setdefault(layout_id, ([], {}))
+        offset = counts.get(layout_id, 0)
+        counts[layout_id] = offset + rows
+        plain = known.get(blob) if known else None
+        if plain is not None:
+            chunks.append(plain[0])
+            extra.update({offset + i: text for i, text in plain[1].items()})
+            continue
         raw = _ZSTD.decompress(memoryview(blob)[HEADER.size :], decompressed_size=size, asbytes=True)
         layout = layouts[layout_id]
         width = rows * layout.dtype.itemsize
-        chunks, extra = parts.setdefault(layout_id, ([], {}))
-        offset = counts.get(layout_id, 0)
         chunks.append(_unshuffle(raw, rows, layout.dtype.itemsize))
         if len(raw) > width:
             for key, text in json.loads(raw[width:]).items():
                 extra[offset + int(key)] = text
-        counts[layout_id] = offset + rows
     return [
         Records(layouts[lid], np.frombuffer(b"".join(chunks), dtype=layouts[lid].dtype), extra)
         for lid, (chunks, extra) in parts.items()
