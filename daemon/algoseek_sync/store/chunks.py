@@ -132,6 +132,7 @@ class Chunks:
         existing = self._existing(dataset_id, keys)
         rows = []
         recent: dict[bytes, codec.Plain] = {}
+        keep_recent = len(recs) <= RECENT_ROWS
         for (secid, period), start, stop in zip(keys, starts.tolist(), stops.tolist(), strict=True):
             part, lo, hi = recs, start, stop
             if (secid, period) in existing:
@@ -139,7 +140,7 @@ class Chunks:
                 lo, hi = 0, len(part)
             dates = part.array["tradedate"]
             blob, plain = codec.encode(part, lo, hi)
-            if len(recs) <= RECENT_ROWS:
+            if keep_recent:
                 recent[blob] = plain
             rows.append((dataset_id, secid, period, int(dates[lo]), int(dates[hi - 1]), hi - lo, blob))
         self.db.conn.executemany(

@@ -188,23 +188,21 @@ def micros_to_time(micros: np.ndarray, mask: np.ndarray) -> pa.Array:
     """The inverse of :func:`time_to_micros` (canonical text: no fraction, .fff or .ffffff), vectorised."""
     values = pa.array(np.ascontiguousarray(micros, dtype=np.int64), mask=mask if mask.any() else None)
 
-    def two(part: pa.Array) -> pa.Array:
-        return pc.utf8_lpad(pc.cast(part, pa.string()), 2, "0")
+    def quot_rem(part: pa.Array, n: int) -> tuple[pa.Array, pa.Array]:
+        quotient = pc.divide(part, n)  # integer division: the values are not negative
+        return quotient, pc.subtract(part, pc.multiply(quotient, n))
 
-    seconds, fraction = (
-        pc.divide(values, 1_000_000),
-        pc.subtract(values, pc.multiply(pc.divide(values, 1_000_000), 1_000_000)),
+    def padded(part: pa.Array, width: int) -> pa.Array:
+        return pc.utf8_lpad(pc.cast(part, pa.string()), width, "0")
+
+    seconds, fraction = quot_rem(values, 1_000_000)
+    hours, rest = quot_rem(seconds, 3600)
+    minutes, secs = quot_rem(rest, 60)
+    millis, sub_milli = quot_rem(fraction, 1000)
+    clock = pc.binary_join_element_wise(padded(hours, 2), padded(minutes, 2), padded(secs, 2), ":")
+    as_millis = pc.binary_join_element_wise(".", padded(millis, 3), "")
+    as_micros = pc.binary_join_element_wise(".", padded(fraction, 6), "")
+    tail = pc.if_else(
+        pc.not_equal(sub_milli, 0), as_micros, pc.if_else(pc.not_equal(fraction, 0), as_millis, "")
     )
-    clock = pc.binary_join_element_wise(
-        two(pc.divide(seconds, 3600)),
-        two(pc.divide(pc.subtract(seconds, pc.multiply(pc.divide(seconds, 3600), 3600)), 60)),
-        two(pc.subtract(seconds, pc.multiply(pc.divide(seconds, 60), 60))),
-        ":",
-    )
-    millis = pc.binary_join_element_wise(
-        ".", pc.utf8_lpad(pc.cast(pc.divide(fraction, 1000), pa.string()), 3, "0"), ""
-    )
-    micro = pc.binary_join_element_wise(".", pc.utf8_lpad(pc.cast(fraction, pa.string()), 6, "0"), "")
-    sub_milli = pc.not_equal(pc.subtract(fraction, pc.multiply(pc.divide(fraction, 1000), 1000)), 0)
-    tail = pc.if_else(sub_milli, micro, pc.if_else(pc.not_equal(fraction, 0), millis, ""))
     return pc.binary_join_element_wise(clock, tail, "")
