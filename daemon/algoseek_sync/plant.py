@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from algoseek_sync.generate import DropManifest, DropSpec
+from algoseek_sync.quality.kinds import Params
 
 
 @dataclass(frozen=True)
@@ -188,10 +189,6 @@ def _missing_day_file(root: Path, manifest: DropManifest, names: dict[str, str])
     return planted
 
 
-#: The default ``quality.jump_threshold``: planted drops are checked with the defaults.
-JUMP_THRESHOLD = 0.40
-
-
 def _lost_events(before: Path, victim: Path, after: Path, close: str) -> list[Planted]:
     """Moves from ``before`` to ``after`` beyond the threshold whose event row was in ``victim``."""
     lost = _events(_Csv(victim))
@@ -203,7 +200,7 @@ def _lost_events(before: Path, victim: Path, after: Path, close: str) -> list[Pl
         secid, price = int(row[nxt.col("SecId")]), row[nxt.col(close)]
         if secid not in lost or secid in explained or secid not in closes or not price:
             continue
-        if abs(float(price) / closes[secid] - 1.0) > JUMP_THRESHOLD:
+        if abs(float(price) / closes[secid] - 1.0) > Params().jump_threshold:  # checked with the defaults
             day = int(row[nxt.col("TradeDate")])
             out.append(Planted("unexplained_jump", secid, day, day, f"its event row went with {victim.name}"))
     return out

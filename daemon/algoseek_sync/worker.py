@@ -275,11 +275,8 @@ class Worker:
             marks.append(mark)
             results.append(result)
             routed = {u for s in p.bars.secids for u in self._route_cache.get(s, [])}
-            scoped[p.version.path] = p.notes + [
-                Problem("asset_refused", f"{uid}: {why}", "its bars are held", unique_identifier=uid)
-                for uid, why in refused.items()
-                if uid in routed
-            ]
+            mine = {uid: why for uid, why in refused.items() if uid in routed}
+            scoped[p.version.path] = p.notes + _refusals(mine, "its bars are held")
         if refused:
             self.securities.refuse(refused)
         self.ledger.finish(marks)
@@ -496,15 +493,7 @@ class Worker:
                     ]
                 )
                 self.ledger.release_waiting()
-                refused = [
-                    Problem(
-                        "asset_refused",
-                        f"{uid}: {why}",
-                        "left out of the master; its bars are held",
-                        unique_identifier=uid,
-                    )
-                    for uid, why in receipt.rejected_assets.items()
-                ]
+                refused = _refusals(receipt.rejected_assets, "left out of the master; its bars are held")
                 self.problems.replace("master", [_at(i, version.path) for i in [*master.issues, *refused]])
                 self.problems.replace(version.path, [])
                 return []
@@ -720,6 +709,13 @@ class Worker:
         if not files:
             return Receipt()
         return self.backend.write_bars(BarBatch(files, self._route_cache))
+
+
+def _refusals(refused: dict[str, str], done: str) -> list[Problem]:
+    """One ``asset_refused`` problem per asset the backend refused (identifier → why)."""
+    return [
+        Problem("asset_refused", f"{uid}: {why}", done, unique_identifier=uid) for uid, why in refused.items()
+    ]
 
 
 def _at(problem: Problem, path: str) -> Problem:
