@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import json
+from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -17,11 +21,13 @@ from algoseek_sync.formats.bars import (
     foreign_rows,
     last_wins,
     parse_bars,
+    trade_dates_valid,
 )
 from algoseek_sync.formats.datasets import DATASETS, EXTRA, recognise
 from algoseek_sync.formats.figi import custom_identifier, figi_check_digit, figi_problem, is_valid_figi
 from algoseek_sync.formats.master import parse_master, split_tokens
 from algoseek_sync.formats.names import classify, is_temporary
+from algoseek_sync.formats.read import decompress
 from algoseek_sync.formats.tickers import resolve_ticker
 from algoseek_sync.problems import Problem
 from conftest import AAPL_SAMPLE, MASTER_SAMPLE, PRIMARY_HEADER, STANDARD_HEADER
@@ -384,6 +390,49 @@ def test_time_columns_are_canonicalised() -> None:
         "16:00:00",
     )
     assert row[EXTRA] is None and bars.notes == ()
+
+
+def test_time_fixes_land_on_their_own_row_and_column() -> None:
+    bars = parse_bars(
+        _primary_file(
+            _prow(date=20240102),
+            _prow(date=20240103, lowtime="14:20:43.000"),
+            _prow(date=20240104, opentime="25:00:00", closetime="9:30:00"),
+            _prow(date=20240105, hightime="10:00:00.5"),
+        )
+    )
+    got = [(r["opentime"], r["hightime"], r["lowtime"], r["closetime"]) for r in bars.table.to_pylist()]
+    plain = _prow(date=20240102)
+    first = parse_bars(_primary_file(plain)).table.to_pylist()[0]
+    base = (first["opentime"], first["hightime"], first["lowtime"], first["closetime"])
+    assert got == [
+        base,
+        (base[0], base[1], "14:20:43", base[3]),
+        (None, base[1], base[2], "09:30:00"),
+        (base[0], "10:00:00.500", base[2], base[3]),
+    ]
+    extras = [r[EXTRA] for r in bars.table.to_pylist()]
+    assert extras[:2] == [None, None] and extras[3] is None
+    assert json.loads(extras[2]) == {"OpenTime": "25:00:00"}
+    assert _only(bars.notes, "bad_rows").detail == "1 time value(s) that are no time of day"
+
+
+def test_trade_date_check_agrees_with_the_calendar() -> None:
+    rng = np.random.default_rng(7)
+    edges = [0, -1, 18991231, 19000101, 19000229, 20000229, 20230229, 20240229, 21000229, 29991231, 30000101]
+    values = np.concatenate(
+        [rng.integers(18_990_000, 30_000_000, 50_000), np.arange(20231201, 20240401), edges]
+    )
+
+    def real_day(value: int) -> bool:
+        try:
+            return 19000101 <= value <= 29991231 and bool(
+                dt.date(value // 10000, value // 100 % 100, value % 100)
+            )
+        except ValueError:
+            return False
+
+    assert trade_dates_valid(values).tolist() == [real_day(int(v)) for v in values]
 
 
 def test_a_time_that_is_no_time_is_null_with_its_text_in_extra() -> None:
@@ -768,3 +817,32 @@ def test_backward_adjustment_without_factors_stays_empty() -> None:
     assert unknown["close"].null_count == 2
     empty = backward_adjusted(_std().table, {})
     assert empty.num_rows == 0 and empty["volume"].type == pa.float64()
+
+
+# -- gzip ------------------------------------------------------------------------------------
+
+
+def test_gzip_members_and_zero_padding_are_read_whole() -> None:
+    blob = gzip.compress(b"SecId,TradeDate\n") + gzip.compress(b"1,20240102\n") + b"\0" * 512
+    assert decompress("f.csv.gz", blob, 1000) == b"SecId,TradeDate\n1,20240102\n"
+
+
+def test_gzip_cap_is_exact() -> None:
+    blob = gzip.compress(b"x" * 1000)
+    assert len(decompress("f.csv.gz", blob, 1000)) == 1000
+    with pytest.raises(BadFileError, match="max_decompressed_bytes"):
+        decompress("f.csv.gz", blob, 999)
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated gzip"),
+        (lambda b: b[:-8] + bytes([b[-8] ^ 0xFF]) + b[-7:], "corrupt gzip"),  # the CRC-32
+        (lambda b: b + b"trailing text", "corrupt gzip"),
+        (lambda b: b"not gzip at all", "corrupt gzip"),
+    ],
+)
+def test_damaged_gzip_is_named(damage: Callable[[bytes], bytes], words: str) -> None:
+    with pytest.raises(BadFileError, match=words):
+        decompress("f.csv.gz", damage(gzip.compress(b"SecId,TradeDate\n1,20240102\n" * 100)), 1 << 20)

@@ -19,8 +19,8 @@ from algoseek_sync.db import Database
 from algoseek_sync.errors import BackendUnavailableError, ConfigError, TemporaryFailure
 from algoseek_sync.ledger import Ledger
 from algoseek_sync.metrics import HttpServer, Metrics
+from algoseek_sync.prepare import FileResult
 from algoseek_sync.problems import KINDS
-from algoseek_sync.worker import FileResult
 from conftest import Sandbox
 from helpers_daemon import Daemon, wait_for
 

@@ -22,9 +22,9 @@ from algoseek_sync.backends.base import Backend
 from algoseek_sync.config import parse_listen
 from algoseek_sync.errors import ConfigError, TemporaryFailure
 from algoseek_sync.ledger import FileState, Ledger
+from algoseek_sync.prepare import FileResult
 from algoseek_sync.problems import KINDS
 from algoseek_sync.quality.kinds import SEVERITY
-from algoseek_sync.worker import FileResult
 
 log = structlog.get_logger("algoseek_sync.metrics")
 

@@ -40,10 +40,10 @@ from algoseek_sync.lock import WorkerLock
 from algoseek_sync.metrics import HttpServer, Metrics
 from algoseek_sync.notify import Notifier
 from algoseek_sync.observer import Watcher
+from algoseek_sync.prepare import FileResult
 from algoseek_sync.quality.monitor import Quality
 from algoseek_sync.securities import Securities
 from algoseek_sync.stability import StabilityGate
-from algoseek_sync.worker import FileResult
 
 log = structlog.get_logger("algoseek_sync.service")
 

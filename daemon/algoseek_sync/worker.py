@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -38,13 +38,12 @@ from algoseek_sync.config import Settings
 from algoseek_sync.db import Database
 from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, BadFileError, FileGoneError
 from algoseek_sync.formats.names import classify
-from algoseek_sync.formats.read import FileContent, read_file
 from algoseek_sync.ledger import FileState, Ledger, Mark, Version
+from algoseek_sync.prepare import FileResult, Final, Parsed, Prepared, Reader, refused, unchanged
 from algoseek_sync.problems import Problem, Problems
 from algoseek_sync.securities import Securities, asset_specs
 
 if TYPE_CHECKING:
-    from algoseek_sync.formats.bars import BarFile
     from algoseek_sync.quality.monitor import Quality
 
 log = structlog.get_logger("algoseek_sync.worker")
@@ -52,25 +51,6 @@ log = structlog.get_logger("algoseek_sync.worker")
 BATCH_FILES = 64
 #: unexpected errors a file may cause before it is quarantined (each retry backs off)
 MAX_FAILURES = 3
-
-Outcome = Literal[
-    "done", "unchanged", "quarantined", "waiting_master", "superseded", "skipped", "deferred", "failed"
-]
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """What happened to one file version; hooks (metrics, progress, heartbeat) receive these."""
-
-    path: str
-    kind: str
-    outcome: Outcome
-    rows: int = 0
-    written: int = 0
-    seconds: float = 0.0
-    reason: str = ""
-    secids: tuple[int, ...] = ()
-    figis: tuple[str, ...] = ()
 
 
 @dataclass
@@ -99,33 +79,6 @@ def backoff(attempts: int) -> float:
     return float(min(300, 2 ** min(attempts, 9)))
 
 
-@dataclass
-class _Parsed:
-    """A bar file read and parsed, with what to write and how it ends."""
-
-    version: Version
-    sha256: str  # of the file as delivered (its bytes are not kept once parsed)
-    bars: BarFile
-    started: float
-    notes: list[Problem]
-    writable: BarFile | None = None  # the rows of SecIds the master routes
-    waiting: str = ""  # why some SecIds' rows wait for a master (empty: none wait)
-    error: Exception | None = None  # reading or parsing failed unexpectedly
-
-    @property
-    def rows(self) -> int:
-        return self.bars.table.num_rows
-
-
-@dataclass
-class _Final:
-    """A claimed version that ends without writing (unchanged, refused, gone)."""
-
-    mark: Mark
-    result: FileResult
-    notes: list[Problem] = field(default_factory=list)
-
-
 class Worker:
     """Drains the ledger into the backend."""
 
@@ -152,6 +105,7 @@ class Worker:
         self._recover = False
         self._cycle_problem = False
         self._route_cache: dict[int, list[str]] = {}
+        self.reader = Reader.of(settings)
         self._pool: ThreadPoolExecutor | None = None
 
     # -- the cycle -------------------------------------------------------------------
@@ -222,46 +176,8 @@ class Worker:
         for hook in self.hooks:
             hook(result)
 
-    def _read(self, version: Version) -> FileContent:
-        limits = self.settings.limits
-        content = read_file(
-            self.settings.drop.dir,
-            version.path,
-            max_file_bytes=limits.max_file_bytes,
-            max_decompressed_bytes=limits.max_decompressed_bytes,
-        )
-        if (content.size, content.mtime_ns) != (version.size, version.mtime_ns):
-            raise FileGoneError("file changed after it was queued; its new version is queued instead")
-        return content
-
-    def _unchanged(
-        self, version: Version, content: FileContent, applied_sha: str | None, started: float
-    ) -> _Final | None:
-        """The same bytes as the version already applied: record it done, write nothing."""
-        if version.force or content.sha256 != applied_sha:
-            return None
-        note = "same content as the applied version"
-        return _Final(
-            Mark(version.id, FileState.DONE, note, sha256=content.sha256, rows=0, secids=""),
-            FileResult(version.path, version.kind, "unchanged", seconds=time.monotonic() - started),
-        )
-
-    @staticmethod
-    def _refused(version: Version, exc: Exception, started: float) -> _Final:
-        """A file that cannot be taken: gone (superseded/skipped) or bad content (quarantined)."""
-        reason = str(exc)
-        state = FileState.QUARANTINED
-        if isinstance(exc, FileGoneError):
-            state = FileState.SUPERSEDED if "changed" in reason else FileState.SKIPPED
-        return _Final(
-            Mark(version.id, state, reason),
-            FileResult(
-                version.path, version.kind, state.value, seconds=time.monotonic() - started, reason=reason
-            ),  # type: ignore[arg-type]
-        )
-
     def _finish(
-        self, finals: Sequence[_Final], parsed: Sequence[_Parsed] = (), receipt: Receipt | None = None
+        self, finals: Sequence[Final], parsed: Sequence[Parsed] = (), receipt: Receipt | None = None
     ) -> list[FileResult]:
         """Ledger marks and problems of a batch, in the caller's transaction; returns the results to emit."""
         marks = [f.mark for f in finals]
@@ -283,7 +199,7 @@ class Worker:
         self.problems.replace_scopes({path: [_at(n, path) for n in notes] for path, notes in scoped.items()})
         return results
 
-    def _outcome(self, p: _Parsed, refused: dict[str, str]) -> tuple[Mark, FileResult]:
+    def _outcome(self, p: Parsed, refused: dict[str, str]) -> tuple[Mark, FileResult]:
         secids = p.bars.secids
         held = ",".join(str(s) for s in secids)
         written = p.writable.table.num_rows if p.writable is not None else 0
@@ -332,7 +248,7 @@ class Worker:
         """An unexpected error (or a refusal) attributed to one version."""
         error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, BackendRejectedError):
-            final = _Final(
+            final = Final(
                 Mark(version.id, FileState.QUARANTINED, str(exc)),
                 FileResult(
                     version.path,
@@ -450,18 +366,18 @@ class Worker:
         """One master version → ``applied`` | ``rejected`` | ``deferred`` | ``failed``."""
         started = time.monotonic()
         try:
-            content = self._read(version)
-            unchanged = self._unchanged(version, content, self.ledger.applied_master_sha(), started)
-            if unchanged is not None:
+            content = self.reader.read(version)
+            same = unchanged(version, content, self.ledger.applied_master_sha(), started)
+            if same is not None:
                 with self.db.transaction():
-                    self.ledger.finish([unchanged.mark])
-                self._emit(stats, unchanged.result)
+                    self.ledger.finish([same.mark])
+                self._emit(stats, same.result)
                 return "applied"
             from algoseek_sync.formats.master import parse_master
 
             master = parse_master(content.data, routed=self.securities.routed_figis())
         except (BadFileError, FileGoneError) as exc:
-            final = self._refused(version, exc, started)
+            final = refused(version, exc, started)
             with self.db.transaction():
                 results = self._finish([final])
             self._emit_all(stats, results)
@@ -540,7 +456,7 @@ class Worker:
     # -- bars ---------------------------------------------------------------------------------
     def _drain_bars(self, stats: CycleStats, should_stop: Callable[[], bool]) -> None:
         """Bar batches until the queue is empty: the next batch is read and parsed (on a second
-        thread; pyarrow and zlib release the GIL) while the current one is written."""
+        thread; zlib and pyarrow release the GIL) while the current one is written."""
         ahead = self._read_ahead()
         try:
             while ahead is not None and not should_stop():
@@ -562,49 +478,21 @@ class Worker:
                 ahead[1].exception()  # let its parsing finish before its versions go back
                 self._release(ahead[0])
 
-    def _read_ahead(self) -> tuple[list[Version], Future[tuple[list[_Final], list[_Parsed]]]] | None:
+    def _read_ahead(self) -> tuple[list[Version], Future[Prepared]] | None:
         versions = self.ledger.claim_bars(BATCH_FILES)
         if not versions:
             return None
         applied = self.ledger.done_shas([v.path for v in versions])
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-        return versions, self._pool.submit(self._prepare, versions, applied)
+        return versions, self._pool.submit(self.reader.prepare_bars, versions, applied)
 
-    def _prepare(
-        self, versions: Sequence[Version], applied: dict[str, str]
-    ) -> tuple[list[_Final], list[_Parsed]]:
-        """Read and parse each claimed file (no database access: this runs on the parse thread)."""
-        from algoseek_sync.formats.bars import foreign_rows, parse_bars
-
-        finals: list[_Final] = []
-        parsed: list[_Parsed] = []
-        for version in versions:
-            started = time.monotonic()
-            try:
-                content = self._read(version)
-                unchanged = self._unchanged(version, content, applied.get(version.path), started)
-                if unchanged is not None:
-                    finals.append(unchanged)
-                    continue
-                bars = parse_bars(content.data, max_line_bytes=self.settings.limits.max_line_bytes)
-            except (BadFileError, FileGoneError) as exc:
-                finals.append(self._refused(version, exc, started))
-                continue
-            except Exception as exc:  # a parser bug: only this file fails (see _write)
-                parsed.append(_Parsed(version, "", None, started, [], error=exc))  # type: ignore[arg-type]
-                continue
-            notes = list(bars.notes)
-            name = classify(version.path, self.settings.drop.master_glob)
-            if name.aggregation == "secid" and (foreign := foreign_rows(bars, int(name.key))) is not None:
-                notes.append(foreign)
-            parsed.append(_Parsed(version, content.sha256, bars, started, notes))
-        return finals, parsed
-
-    def _check_quality(self, parsed: Sequence[_Parsed], results: Sequence[FileResult]) -> None:
+    def _check_quality(self, parsed: Sequence[Parsed], results: Sequence[FileResult]) -> None:
         """Data-quality checks of what this batch stored; they never stop or slow down what follows."""
         if self.quality is None:
             return
+        import pyarrow.compute as pc
+
         from algoseek_sync.quality.monitor import Affected, Delivery
 
         stored = {r.path for r in results if r.outcome in ("done", "waiting_master")}
@@ -612,9 +500,8 @@ class Worker:
         for p in parsed:
             if p.version.path not in stored or p.writable is None or not p.writable.table.num_rows:
                 continue
-            table = p.writable.table
-            dates = table["tradedate"].to_numpy()
-            affected.add(p.bars.dataset.name, set(table["secid"].to_numpy().tolist()), int(dates.max()))
+            last = pc.max(p.writable.table["tradedate"]).as_py()
+            affected.add(p.bars.dataset.name, set(p.writable.secids), int(last))
             name = classify(p.version.path, self.settings.drop.master_glob)
             if name.aggregation == "tradedate":
                 affected.deliveries.append(Delivery(p.bars.dataset.name, int(name.key), set(p.bars.secids)))
@@ -643,7 +530,7 @@ class Worker:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _plan(self, parsed: Sequence[_Parsed]) -> None:
+    def _plan(self, parsed: Sequence[Parsed]) -> None:
         """Which rows each file may write now (SecIds the master routes) and why the rest wait."""
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -664,7 +551,7 @@ class Worker:
             table = p.bars.table.filter(pc.is_in(p.bars.table["secid"], routable))
             p.writable = type(p.bars)(p.bars.dataset, table) if table.num_rows else None
 
-    def _write(self, stats: CycleStats, finals: list[_Final], parsed: list[_Parsed]) -> None:
+    def _write(self, stats: CycleStats, finals: list[Final], parsed: list[Parsed]) -> None:
         """Write the batch; on an unexpected failure, again file by file to find the culprit."""
         for item in [p for p in parsed if p.error is not None]:
             self._fail(stats, item.version, item.error, item.started, "reading and parsing")  # type: ignore[arg-type]
@@ -704,7 +591,7 @@ class Worker:
             return
         self._emit_all(stats, results)
 
-    def _write_bars(self, parsed: Sequence[_Parsed]) -> Receipt:
+    def _write_bars(self, parsed: Sequence[Parsed]) -> Receipt:
         files = [FileBars(p.version.id, p.version.path, p.writable) for p in parsed if p.writable is not None]
         if not files:
             return Receipt()

@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, cached_property, lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -62,11 +62,19 @@ class BarFile:
     notes: tuple[Problem, ...] = ()
     extra_columns: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def secids(self) -> list[int]:
+        """The file's SecIds, sorted (asked for by the parser, the planner and the writer)."""
         return sorted(pc.unique(self.table["secid"]).to_pylist())
 
 
+@cache
+def source_schema(dataset: Dataset) -> pa.Schema:
+    """A file of ``dataset`` with every column in order, as the typed read gives it."""
+    return pa.schema([pa.field(c.source, ARROW_TYPES[c.type]) for c in dataset.columns])
+
+
+@cache
 def arrow_schema(dataset: Dataset) -> pa.Schema:
     """The typed table every file of ``dataset`` is parsed into."""
     fields = [pa.field(c.name, ARROW_TYPES[c.type]) for c in dataset.columns]
@@ -81,16 +89,17 @@ def close_time_index(tradedate: int | str) -> str:
     return day.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@lru_cache(maxsize=100_000)
-def is_trade_date(value: int) -> bool:
-    """A YYYYMMDD integer that is a real calendar day (19000101 … 29991231)."""
-    if not 19000101 <= value <= 29991231:
-        return False
-    try:
-        dt.date(value // 10000, value // 100 % 100, value % 100)
-    except ValueError:
-        return False
-    return True
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def trade_dates_valid(values: np.ndarray) -> np.ndarray:
+    """Which YYYYMMDD integers are real calendar days (19000101 … 29991231), all at once."""
+    values = values.astype(np.int64)
+    year, month, day = values // 10000, values // 100 % 100, values % 100
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    last = _MONTH_DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
+    in_range = (values >= 19000101) & (values <= 29991231)
+    return in_range & (month >= 1) & (month <= 12) & (day >= 1) & (day <= last)
 
 
 # -- header -----------------------------------------------------------------------------
@@ -276,7 +285,8 @@ def _validate_keys(rows: _Rows) -> None:
     """Rows without a SecId or with a TradeDate that is no calendar day are skipped."""
     table = rows.table
     secids, dates = table["SecId"], table["TradeDate"]
-    bad_dates = [d for d in pc.unique(dates).to_pylist() if d is not None and not is_trade_date(d)]
+    days = pc.unique(dates).drop_null().to_numpy()
+    bad_dates = days[~trade_dates_valid(days)].tolist()
     if not (secids.null_count or dates.null_count or bad_dates):
         return
     no_secid = pc.is_null(secids).to_numpy(zero_copy_only=False)
@@ -397,23 +407,28 @@ def _times(rows: _Rows, dataset: Dataset) -> list[Problem]:
     if not names or rows.table.num_rows == 0:
         return []
     together = pa.chunked_array([chunk for name in names for chunk in rows.table[name].chunks], pa.string())
-    matched = pc.sum(pc.match_substring_regex(together, options=_CANONICAL)).as_py() or 0
-    if matched == len(together) - together.null_count:
+    canonical = pc.fill_null(pc.match_substring_regex(together, options=_CANONICAL), True)
+    if pc.all(canonical).as_py():
         return []  # the common case: one regex over every time value of the file
+    # the few values to rewrite, found in the same pass: position → (column, row)
+    n = rows.table.num_rows
+    positions = pc.indices_nonzero(pc.invert(canonical)).to_numpy()
     bad_cells = 0
-    for name in names:
-        values = rows.table[name]
-        ok = pc.fill_null(pc.match_substring_regex(values, options=_CANONICAL), True)
-        if pc.all(ok).as_py():
-            continue
-        fixed = values.to_pylist()
-        for row in np.flatnonzero(~ok.to_numpy(zero_copy_only=False)).tolist():
-            fixed[row] = canonical_time(fixed[row])
-            if fixed[row] is None:
-                rows.exact.setdefault(row, {})[name] = values[row].as_py()
+    for column in np.unique(positions // n).tolist():
+        name = names[column]
+        row_numbers = positions[positions // n == column] - column * n
+        values = rows.table[name].combine_chunks()
+        texts = values.take(pa.array(row_numbers)).to_pylist()
+        fixed = [canonical_time(text) for text in texts]
+        for row, text, value in zip(row_numbers.tolist(), texts, fixed, strict=True):
+            if value is None:
+                rows.exact.setdefault(row, {})[name] = text
                 bad_cells += 1
+        mask = np.zeros(n, dtype=bool)
+        mask[row_numbers] = True
         index = rows.table.column_names.index(name)
-        rows.table = rows.table.set_column(index, name, pa.array(fixed, pa.string()))
+        replaced = pc.replace_with_mask(values, pa.array(mask), pa.array(fixed, pa.string()))
+        rows.table = rows.table.set_column(index, name, replaced)
     if not bad_cells:
         return []
     return [
@@ -484,6 +499,9 @@ def parse_bars(data: bytes, *, max_line_bytes: int = 1 << 20) -> BarFile:
 def conform(rows: _Rows, dataset: Dataset, extras: list[str]) -> pa.Table:
     """Source columns → the dataset's stored columns and types (absent optional columns are nulls)."""
     schema = arrow_schema(dataset)
+    extra = _extra_column(rows, extras)
+    if rows.table.schema.equals(source_schema(dataset)):  # every column, in order and type: most files
+        return pa.Table.from_arrays([*rows.table.columns, extra], schema=schema)
     n = rows.table.num_rows
     present = set(rows.table.column_names)
     arrays = []
@@ -494,8 +512,7 @@ def conform(rows: _Rows, dataset: Dataset, extras: list[str]) -> pa.Table:
             continue
         array = rows.table[column.source]
         arrays.append(array if array.type == wanted else array.cast(wanted))
-    arrays.append(_extra_column(rows, extras))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays([*arrays, extra], schema=schema)
 
 
 def foreign_rows(bars: BarFile, expected_secid: int) -> Problem | None:
