@@ -28,7 +28,7 @@ def check_new_day(app: App, secid: int, day: str) -> None:
 
 def checks_off(settings: Settings) -> Settings:
     """The same settings with the data-quality checks switched off."""
-    return settings.model_copy(update={"quality": settings.quality.model_copy(update={"enabled": False})})
+    return settings.replace("quality", enabled=False)
 
 
 def worker_rounds(ctx: Context) -> dict[str, list[tuple[float, float]]]:

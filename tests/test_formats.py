@@ -95,6 +95,9 @@ def test_classify_by_name(path: str, kind: str, aggregation: str, key: str) -> N
         (".incoming/18679.csv", True),
         ("18679.csv", False),
         ("a.b/18679.csv.gz", False),
+        ("2024/.staging/18679.csv", True),
+        ("2024/18679.CSV.PART", True),
+        ("2024/x.part/18679.csv", False),
     ],
 )
 def test_temporary_names_are_never_read(path: str, temporary: bool) -> None:

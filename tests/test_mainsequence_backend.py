@@ -45,7 +45,7 @@ def make_settings(state_dir: Path, **overrides: object) -> Settings:
         query_batch_size=2,
     )
     values.update(overrides)
-    return settings.model_copy(update={"mainsequence": settings.mainsequence.model_copy(update=values)})
+    return settings.replace("mainsequence", **values)
 
 
 STANDARD = (

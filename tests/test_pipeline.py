@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 
@@ -244,3 +246,30 @@ def test_unknown_names_are_clear_user_errors(sandbox: Sandbox, samples) -> None:
 def test_status_before_any_run_is_a_clear_error(sandbox: Sandbox) -> None:
     result = sandbox.cli("status", check=False)
     assert result.code == 78 and "run `algoseek-sync run` first" in result.err
+
+
+def test_a_run_that_only_stores_bars_imports_only_what_it_needs(sandbox: Sandbox, samples) -> None:
+    """Issue 12: pandas, pydantic, rich and the platform SDK have no business in a `run --once`
+    that writes one re-delivered file to the embedded store (each costs a tenth of a second or more)."""
+    samples(sandbox)
+    sandbox.cli("run", "--once")
+    text = AAPL_SAMPLE.read_text()
+    (sandbox.drop / "33449.csv").write_text(
+        text + text.splitlines()[-1].replace("20200413", "20200414") + "\n"
+    )
+    heavy = ("pandas", "pydantic", "rich", "mainsequence", "exchange_calendars")
+    code = (
+        "import atexit, json, sys\n"
+        f"atexit.register(lambda: print(json.dumps([m for m in {heavy!r} if m in sys.modules])))\n"
+        "sys.argv = ['algoseek-sync', 'run', '--once']\n"
+        "from algoseek_sync.cli import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=sandbox.env(), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "done 1" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    rows = bars_csv(sandbox, "--secid", "33449", "--start", "2020-04-13")
+    assert [r["tradedate"] for r in rows] == ["20200413", "20200414"]

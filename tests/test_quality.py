@@ -218,9 +218,7 @@ def test_late_delivery_on_the_daemons_clock(tmp_path: Path) -> None:
     settings = load_settings(
         env={"ALGOSEEK_SYNC_DROP_DIR": str(drop), "ALGOSEEK_SYNC_STATE_DIR": str(tmp_path / "s")}
     )
-    settings = settings.model_copy(
-        update={"quality": settings.quality.model_copy(update={"expected_by": "20:00 America/New_York"})}
-    )
+    settings = settings.replace("quality", expected_by="20:00 America/New_York")
     app = open_app(settings)
     from algoseek_sync.app import run_once
 

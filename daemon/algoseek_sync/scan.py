@@ -12,6 +12,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from algoseek_sync.formats.names import classify, is_temporary
 from algoseek_sync.ledger import FileState, Ledger
@@ -21,9 +22,9 @@ _OURS = (".csv", ".csv.gz")
 RECONCILE_BATCH = 2000
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One non-temporary name under the drop root, as ``lstat`` saw it."""
+class Entry(NamedTuple):
+    """One non-temporary name under the drop root, as ``lstat`` saw it (a tuple: a walk makes
+    one per file, and a 100,000-file drop is walked at every reconcile)."""
 
     path: str  # relative, '/'-separated
     size: int

@@ -484,6 +484,10 @@ class Worker:
             return None
         applied = self.ledger.done_shas([v.path for v in versions])
         if self._pool is None:
+            if not self.backend.uses_pandas:
+                from algoseek_sync.arrow import skip_pandas_probe
+
+                skip_pandas_probe()
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         return versions, self._pool.submit(self.reader.prepare_bars, versions, applied)
 

@@ -25,10 +25,9 @@ class FileName:
 
 def is_temporary(rel_path: str) -> bool:
     """Upload temp names (leading '.', .part, .filepart, .tmp), in any path component."""
-    parts = rel_path.split("/")
-    if any(p.startswith(".") for p in parts):
+    if rel_path.startswith(".") or "/." in rel_path:  # a component that starts with '.'
         return True
-    return parts[-1].lower().endswith(TEMP_SUFFIXES)
+    return rel_path.lower().endswith(TEMP_SUFFIXES)  # the suffixes hold no '/': the name's own
 
 
 def _as_trade_date(digits: str) -> bool:

@@ -60,6 +60,7 @@ class MainSequenceBackend(Backend):
 
     name = "mainsequence"
     publishes_findings = True
+    uses_pandas = True  # the SDK's frames go through pyarrow (Table.from_pandas)
     #: per-request (connect, read) timeout caps; the SDK's own default read timeout is 120 s
     connect_timeout: float = 5.0
     read_timeout: float = 120.0
