@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from algoseek_sync.errors import BadFileError
-from algoseek_sync.formats.datasets import EXTRA, Column, Dataset, recognise
+from algoseek_sync.formats.datasets import DATASETS, EXTRA, Column, Dataset, recognise
 from algoseek_sync.problems import Problem
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -68,17 +68,23 @@ class BarFile:
         return sorted(pc.unique(self.table["secid"]).to_pylist())
 
 
-@cache
 def source_schema(dataset: Dataset) -> pa.Schema:
     """A file of ``dataset`` with every column in order, as the typed read gives it."""
-    return pa.schema([pa.field(c.source, ARROW_TYPES[c.type]) for c in dataset.columns])
+    return _schemas(dataset.name)[0]
+
+
+def arrow_schema(dataset: Dataset) -> pa.Schema:
+    """The typed table every file of ``dataset`` is parsed into."""
+    return _schemas(dataset.name)[1]
 
 
 @cache
-def arrow_schema(dataset: Dataset) -> pa.Schema:
-    """The typed table every file of ``dataset`` is parsed into."""
+def _schemas(name: str) -> tuple[pa.Schema, pa.Schema]:
+    """Built once per dataset, looked up by name (hashing a Dataset hashes all its columns)."""
+    dataset = DATASETS[name]
+    source = pa.schema([pa.field(c.source, ARROW_TYPES[c.type]) for c in dataset.columns])
     fields = [pa.field(c.name, ARROW_TYPES[c.type]) for c in dataset.columns]
-    return pa.schema([*fields, pa.field(EXTRA, pa.string())])
+    return source, pa.schema([*fields, pa.field(EXTRA, pa.string())])
 
 
 @lru_cache(maxsize=65536)
@@ -183,16 +189,27 @@ def _read(data: bytes, types: dict[str, pa.DataType], max_line_bytes: int, skipp
 
     return pacsv.read_csv(
         io.BytesIO(data),
-        read_options=pacsv.ReadOptions(block_size=max(max_line_bytes, ARROW_MIN_BLOCK), use_threads=False),
+        read_options=_read_options(max(max_line_bytes, ARROW_MIN_BLOCK)),
         parse_options=pacsv.ParseOptions(
             newlines_in_values=False, invalid_row_handler=invalid, ignore_empty_lines=False
         ),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types,
-            null_values=[""],  # tickers NA, NULL, NaN are tickers; "n/a" in a price is a bad number
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
+        convert_options=_convert_options(tuple(types.items())),
+    )
+
+
+@lru_cache(maxsize=64)
+def _read_options(block_size: int) -> pacsv.ReadOptions:
+    return pacsv.ReadOptions(block_size=block_size, use_threads=False)
+
+
+@lru_cache(maxsize=256)
+def _convert_options(types: tuple[tuple[str, pa.DataType], ...]) -> pacsv.ConvertOptions:
+    """One per header met (building it per file held the GIL longer than reading a small file's rows)."""
+    return pacsv.ConvertOptions(
+        column_types=dict(types),
+        null_values=[""],  # tickers NA, NULL, NaN are tickers; "n/a" in a price is a bad number
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
     )
 
 
@@ -501,7 +518,7 @@ def conform(rows: _Rows, dataset: Dataset, extras: list[str]) -> pa.Table:
     schema = arrow_schema(dataset)
     extra = _extra_column(rows, extras)
     if rows.table.schema.equals(source_schema(dataset)):  # every column, in order and type: most files
-        return pa.Table.from_arrays([*rows.table.columns, extra], schema=schema)
+        return rows.table.append_column(EXTRA, extra).rename_columns(schema.names)  # no per-column checks
     n = rows.table.num_rows
     present = set(rows.table.column_names)
     arrays = []
