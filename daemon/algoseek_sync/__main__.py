@@ -2,4 +2,5 @@
 
 from algoseek_sync.cli import main
 
-main()
+if __name__ == "__main__":  # the parse process (spawn) imports this module too, as __mp_main__
+    main()
