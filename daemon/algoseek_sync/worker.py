@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("algoseek_sync.worker")
 
 BATCH_FILES = 64
+#: batches parsed at once while one is written (threads: pyarrow, zlib and SQLite release the GIL)
+PARSE_AHEAD = 2
 #: unexpected errors a file may cause before it is quarantined (each retry backs off)
 MAX_FAILURES = 3
 
@@ -455,16 +457,17 @@ class Worker:
 
     # -- bars ---------------------------------------------------------------------------------
     def _drain_bars(self, stats: CycleStats, should_stop: Callable[[], bool]) -> None:
-        """Bar batches until the queue is empty: the next batch is read and parsed (on a second
-        thread; zlib and pyarrow release the GIL) while the current one is written."""
-        ahead = self._read_ahead()
+        """Bar batches until the queue is empty, written in the order they were claimed; the
+        next :data:`PARSE_AHEAD` batches are read and parsed on other threads meanwhile."""
+        ahead: deque[tuple[list[Version], Future[Prepared]]] = deque()
         try:
-            while ahead is not None and not should_stop():
-                versions, future = ahead
-                ahead = None
+            self._fill(ahead)
+            while ahead and not should_stop():
+                versions, future = ahead.popleft()
                 try:
                     prepared = future.result()
-                    ahead = self._read_ahead() if not should_stop() else None
+                    if not should_stop():
+                        self._fill(ahead)
                     self._plan(prepared[1])
                     seen = len(stats.results)
                     self._write(stats, *prepared)
@@ -474,22 +477,24 @@ class Worker:
                 if stats.deferred:
                     break
         finally:
-            if ahead is not None:
-                ahead[1].exception()  # let its parsing finish before its versions go back
-                self._release(ahead[0])
+            for versions, future in ahead:
+                future.exception()  # let its parsing finish before its versions go back
+                self._release(versions)
 
-    def _read_ahead(self) -> tuple[list[Version], Future[Prepared]] | None:
-        versions = self.ledger.claim_bars(BATCH_FILES)
-        if not versions:
-            return None
-        applied = self.ledger.done_shas([v.path for v in versions])
-        if self._pool is None:
-            if not self.backend.uses_pandas:
-                from algoseek_sync.arrow import skip_pandas_probe
+    def _fill(self, ahead: deque[tuple[list[Version], Future[Prepared]]]) -> None:
+        """Claim batches until :data:`PARSE_AHEAD` are being parsed (fewer when the queue runs dry)."""
+        while len(ahead) < PARSE_AHEAD:
+            versions = self.ledger.claim_bars(BATCH_FILES)
+            if not versions:
+                return
+            applied = self.ledger.done_shas([v.path for v in versions])
+            if self._pool is None:
+                if not self.backend.uses_pandas:
+                    from algoseek_sync.arrow import skip_pandas_probe
 
-                skip_pandas_probe()
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-        return versions, self._pool.submit(self.reader.prepare_bars, versions, applied)
+                    skip_pandas_probe()
+                self._pool = ThreadPoolExecutor(max_workers=PARSE_AHEAD, thread_name_prefix="parse")
+            ahead.append((versions, self._pool.submit(self.reader.prepare_bars, versions, applied)))
 
     def _check_quality(self, parsed: Sequence[Parsed], results: Sequence[FileResult]) -> None:
         """Data-quality checks of what this batch stored; they never stop or slow down what follows."""
