@@ -17,8 +17,11 @@ from context import Context
 
 from algoseek_sync.generate import trade_dates
 
-#: what any run that parses and stores a file must import, whatever the code around it
-PARSING_IMPORTS = "import sqlite3, click, structlog, msgspec, numpy, pyarrow, pyarrow.compute, pyarrow.csv"
+#: what any run that parses and stores a file must import, whatever the code around it (the
+#: package itself only for its import of structlog, made the way the CLI makes it: without rich)
+PARSING_IMPORTS = (
+    "import algoseek_sync, sqlite3, click, msgspec, numpy, pyarrow, pyarrow.compute, pyarrow.csv"
+)
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 

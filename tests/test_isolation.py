@@ -115,3 +115,28 @@ def test_random_faults_stop_only_themselves_and_the_store_ends_equal(
     assert stored(app).equals(expected)
     assert status(app)["problems"]["counts"] == {}  # fixed: nothing left to show
     app.close()
+
+
+def test_a_stop_between_batches_gives_back_every_batch_parsed_ahead(tmp_path: Path) -> None:
+    """With batches being parsed ahead, a stop leaves no version `processing`; what was not
+    written goes back to `pending` and a later cycle stores it, in claim order."""
+    drop = tmp_path / "drop"
+    generate_drop(drop, SPEC)
+    app = open_on(drop, tmp_path / "state")
+    try:
+        reconcile(drop, app.ledger, app.settings.drop.master_glob)
+        written: list[int] = []
+        app.worker.hooks.append(lambda result: written.append(1) if result.kind == "bars" else None)
+        stats = app.worker.cycle(should_stop=lambda: len(written) >= worker_module.BATCH_FILES)
+        counts = dict(app.db.execute("SELECT state, count(*) FROM files WHERE kind = 'bars' GROUP BY state"))
+        assert stats.outcomes["done"] == worker_module.BATCH_FILES + 1  # the master and one batch
+        assert counts == {
+            "done": worker_module.BATCH_FILES,
+            "pending": SPEC.secids - worker_module.BATCH_FILES,
+        }
+        app.ledger.due_now()
+        app.worker.cycle()
+        counts = dict(app.db.execute("SELECT state, count(*) FROM files GROUP BY state"))
+        assert counts == {"done": SPEC.secids + 1}
+    finally:
+        app.close()

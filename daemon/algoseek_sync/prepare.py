@@ -1,7 +1,7 @@
 """Read and parse claimed file versions: the step between the ledger and the worker's write.
 
 Nothing here touches the database or the backend, so the next batch is prepared on the
-parse-ahead thread while the worker writes the one before it.
+parse-ahead threads while the worker writes the one before it.
 """
 
 from __future__ import annotations
