@@ -51,6 +51,9 @@ log = structlog.get_logger("algoseek_sync.worker")
 BATCH_FILES = 64
 #: batches parsed at once while one is written (threads: pyarrow, zlib and SQLite release the GIL)
 PARSE_AHEAD = 2
+#: a second batch is parsed ahead only while those in flight are smaller than this (delivered
+#: bytes): a batch of whole-market daily files is large enough to keep both threads busy alone
+AHEAD_BYTES = 16 << 20
 #: unexpected errors a file may cause before it is quarantined (each retry backs off)
 MAX_FAILURES = 3
 
@@ -482,8 +485,11 @@ class Worker:
                 self._release(versions)
 
     def _fill(self, ahead: deque[tuple[list[Version], Future[Prepared]]]) -> None:
-        """Claim batches until :data:`PARSE_AHEAD` are being parsed (fewer when the queue runs dry)."""
-        while len(ahead) < PARSE_AHEAD:
+        """Claim batches until :data:`PARSE_AHEAD` are being parsed (fewer when the queue runs dry
+        or the batches in flight are large)."""
+        while len(ahead) < PARSE_AHEAD and (
+            not ahead or sum(v.size for claimed, _ in ahead for v in claimed) < AHEAD_BYTES
+        ):
             versions = self.ledger.claim_bars(BATCH_FILES)
             if not versions:
                 return
