@@ -2,5 +2,5 @@
 
 from algoseek_sync.cli import main
 
-if __name__ == "__main__":  # the parse process (spawn) imports this module too, as __mp_main__
+if __name__ == "__main__":  # importing the module (multiprocessing does, as __mp_main__) runs nothing
     main()

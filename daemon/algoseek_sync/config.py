@@ -215,8 +215,9 @@ class _Invalid(Exception):
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Load defaults, then the file (``path`` or ``$ALGOSEEK_SYNC_CONFIG``), then env overrides."""
     env = dict(os.environ) if env is None else env
-    defaults = tomllib.loads(default_toml())
-    data = tomllib.loads(default_toml())
+    packaged = default_toml()
+    defaults = tomllib.loads(packaged)  # kept as packaged: env values are read by their default's type
+    data = tomllib.loads(packaged)
     path = path or env.get(CONFIG_ENV) or None
     source = "defaults"
     if path:

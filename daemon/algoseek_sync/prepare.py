@@ -127,7 +127,7 @@ class Reader:
                 parsed.append(Parsed(version, "", None, started, [], error=exc))  # type: ignore[arg-type]
                 continue
             notes = list(bars.notes)
-            name = classify(version.path, list(self.master_globs))
+            name = classify(version.path, self.master_globs)
             if name.aggregation == "secid" and (foreign := foreign_rows(bars, int(name.key))) is not None:
                 notes.append(foreign)
             parsed.append(Parsed(version, content.sha256, bars, started, notes))

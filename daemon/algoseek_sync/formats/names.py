@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,7 +41,7 @@ def _as_trade_date(digits: str) -> bool:
     return True
 
 
-def classify(rel_path: str, master_globs: list[str]) -> FileName:
+def classify(rel_path: str, master_globs: Sequence[str]) -> FileName:
     """Classify a non-temporary relative path: master, bar file (secid/tradedate) or other."""
     name = rel_path.rsplit("/", 1)[-1]
     if any(fnmatch.fnmatchcase(name, g) for g in master_globs):
