@@ -14,7 +14,7 @@ from context import Context, applied_one, worker_only
 from algoseek_sync.app import App, open_app, run_once
 from algoseek_sync.backends.base import BarQuery
 from algoseek_sync.config import Settings
-from algoseek_sync.generate import trade_dates
+from algoseek_sync.synthetic.generate import trade_dates
 
 
 def check_new_day(app: App, secid: int, day: str) -> None:

@@ -37,7 +37,7 @@ CLI = VENV_BIN / "algoseek-sync"
 
 sys.path.insert(0, str(REPO / "daemon"))
 
-from algoseek_sync.generate import DropSpec, bar_rows, generate_drop  # noqa: E402
+from algoseek_sync.synthetic.generate import DropSpec, bar_rows, generate_drop  # noqa: E402
 
 
 # --------------------------------------------------------------------------- machine

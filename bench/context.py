@@ -28,9 +28,9 @@ from common import (
 )
 
 from algoseek_sync.app import App, open_app, run_once
-from algoseek_sync.generate import DropSpec, trade_dates
-from algoseek_sync.scan import Entry, record_entry
-from algoseek_sync.worker import CycleStats
+from algoseek_sync.ingest.worker import CycleStats
+from algoseek_sync.synthetic.generate import DropSpec, trade_dates
+from algoseek_sync.watch.scan import Entry, record_entry
 
 
 @dataclass

@@ -17,7 +17,7 @@ from common import CLI, RUN, Result, cli_env, fresh, gz, percentile, spec_for
 from context import Context
 from daemon_process import stop, wait_ready
 
-from algoseek_sync.generate import bar_rows, write_master
+from algoseek_sync.synthetic.generate import bar_rows, write_master
 
 
 class Poller(threading.Thread):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from common import RUN, Result, cached_drop, fresh, link_copy, log, run_once_cli
 from context import Context
 
-from algoseek_sync.generate import write_master
+from algoseek_sync.synthetic.generate import write_master
 
 
 def bench_memory(ctx: Context) -> list[Result]:

@@ -15,7 +15,7 @@ import sys
 from common import CLI, Result, Run, cli_env, median, redeliver, run_process
 from context import Context
 
-from algoseek_sync.generate import trade_dates
+from algoseek_sync.synthetic.generate import trade_dates
 
 #: what any run that parses and stores a file must import, whatever the code around it (the
 #: package itself only for its import of structlog, made the way the CLI makes it: without rich)

@@ -33,7 +33,7 @@ from common import (
 )
 from context import Context
 
-from algoseek_sync.generate import DropSpec, trade_dates
+from algoseek_sync.synthetic.generate import DropSpec, trade_dates
 
 DATASET = "primary-adjusted"
 #: what decides how the backfilled state looks (a change here backfills the cached state again)
@@ -67,8 +67,8 @@ def in_process(state: Path, secid: int | None = None, day: str | None = None) ->
     """One query as a library caller makes it (open, read, close): rows of the frame."""
     from algoseek_sync.backends.base import BarQuery
     from algoseek_sync.backends.local import LocalBackend
-    from algoseek_sync.db import Database
-    from algoseek_sync.securities import Securities
+    from algoseek_sync.state.database import Database
+    from algoseek_sync.state.securities import Securities
 
     db = Database(state / "state.db", readonly=True)
     try:

@@ -16,7 +16,7 @@ from common import CLI, RUN, WORK, Result, cli_env, fresh, log, median, profile_
 from context import Context
 from daemon_process import stop
 
-from algoseek_sync.scan import reconcile, walk
+from algoseek_sync.watch.scan import reconcile, walk
 
 
 def tiny_drop(count: int) -> Path:
@@ -40,8 +40,8 @@ def tiny_drop(count: int) -> Path:
 def known_state(drop: Path, state: Path) -> int:
     """A state database whose ledger holds every file of ``drop`` as done, by its lstat (no first run)."""
     from algoseek_sync.backends.local import LocalBackend
-    from algoseek_sync.db import Database
     from algoseek_sync.formats.names import classify
+    from algoseek_sync.state.database import Database
 
     fresh(state)
     db = Database(state / "state.db")
@@ -93,8 +93,8 @@ def time_to_ready(drop: Path, state: Path, timeout: float = 120) -> float:
 
 
 def bench_reconcile(ctx: Context) -> list[Result]:
-    from algoseek_sync.db import Database
-    from algoseek_sync.ledger import Ledger
+    from algoseek_sync.state.database import Database
+    from algoseek_sync.state.ledger import Ledger
 
     plan = ctx.plan
     count = plan.reconcile_files

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from common import RUN, Result, fresh, log, timer
 from context import Context
 
-from algoseek_sync.generate import DropSpec, build_universe
+from algoseek_sync.synthetic.generate import DropSpec, build_universe
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -124,8 +124,8 @@ def layout_1_rows(table: pa.Table, uids: dict[int, list[str]]) -> Iterator[tuple
 
 def fill_layout_1(state_db: Path, spec: DropSpec, target: Path) -> int:
     """0.1's table in a scratch file, filled with every row of the store: rows inserted."""
-    from algoseek_sync.db import Database
     from algoseek_sync.formats.datasets import DATASETS
+    from algoseek_sync.state.database import Database
     from algoseek_sync.store.chunks import Chunks
 
     uids = identifiers(spec)

@@ -34,9 +34,9 @@ import pyarrow.compute as pc
 from algoseek_sync.backends.base import BarBatch, FileBars
 from algoseek_sync.backends.local import LocalBackend
 from algoseek_sync.backends.mainsequence.frames import published
-from algoseek_sync.db import Database
 from algoseek_sync.formats.bars import BarFile, parse_bars
 from algoseek_sync.formats.read import read_file
+from algoseek_sync.state.database import Database
 
 MASTER_GLOBS = ("*security_master*.csv", "*security_master*.csv.gz")
 LIMIT = 1 << 30

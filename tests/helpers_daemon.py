@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from algoseek_sync.db import Database
 from algoseek_sync.formats.datasets import DATASETS
+from algoseek_sync.state.database import Database
 from algoseek_sync.store.chunks import Chunks
 from conftest import Sandbox
 

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from algoseek_sync.errors import BadFileError
+from algoseek_sync.errors import BadFileError, Problem
 from algoseek_sync.formats.adjust import backward_adjusted, latest_factors
 from algoseek_sync.formats.bars import (
     BarFile,
@@ -29,7 +29,6 @@ from algoseek_sync.formats.master import parse_master, split_tokens
 from algoseek_sync.formats.names import classify, is_temporary
 from algoseek_sync.formats.read import decompress
 from algoseek_sync.formats.tickers import resolve_ticker
-from algoseek_sync.problems import Problem
 from conftest import AAPL_SAMPLE, MASTER_SAMPLE, PRIMARY_HEADER, STANDARD_HEADER
 
 GLOBS = ["*security_master*.csv", "*security_master*.csv.gz"]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from algoseek_sync import cli
+from algoseek_sync.commands import cli
 from algoseek_sync.formats.bars import parse_bars
-from algoseek_sync.generate import (
+from algoseek_sync.synthetic.generate import (
     BAR_COLUMNS,
     MASTER_COLUMNS,
     DropSpec,
@@ -315,7 +315,7 @@ def test_a_planted_missing_day_file_also_expects_the_jumps_its_event_rows_explai
     """SecId 1 splits 3:1 on the removed day (its event row goes with the file), SecId 2 has an
     event but no big move, SecId 3 has events on both days and moves 50 % on the next one (its
     own event row explains it): only SecId 1's jump is expected."""
-    from algoseek_sync.plant import _lost_events
+    from algoseek_sync.synthetic.plant import _lost_events
 
     before = _day_file(tmp_path / "20240130.csv", 20240130, {1: 120.0, 2: 50.0, 3: 10.0}, {})
     victim = _day_file(

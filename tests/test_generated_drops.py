@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 from algoseek_sync.formats.bars import close_time_index
-from algoseek_sync.generate import DropSpec, bar_rows, generate_drop, trade_dates
+from algoseek_sync.synthetic.generate import DropSpec, bar_rows, generate_drop, trade_dates
 from conftest import Sandbox
 from helpers_daemon import stored_count, stored_tables
 

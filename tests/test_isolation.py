@@ -13,18 +13,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from algoseek_sync import worker as worker_module
 from algoseek_sync.app import App, open_app, run_once
 from algoseek_sync.backends.local import LocalBackend
+from algoseek_sync.commands.views import status
 from algoseek_sync.config import load_settings
 from algoseek_sync.formats.datasets import DATASETS
-from algoseek_sync.generate import DropSpec, generate_drop
-from algoseek_sync.ledger import FileState, Ledger
+from algoseek_sync.ingest import worker as worker_module
 from algoseek_sync.logging import configure_logging
-from algoseek_sync.scan import reconcile
-from algoseek_sync.securities import Securities
+from algoseek_sync.state.ledger import FileState, Ledger
+from algoseek_sync.state.securities import Securities
 from algoseek_sync.store.chunks import Chunks
-from algoseek_sync.views import status
+from algoseek_sync.synthetic.generate import DropSpec, generate_drop
+from algoseek_sync.watch.scan import reconcile
 
 SPEC = DropSpec(
     secids=300, days=5, schema="primary-adjusted", aggregation="secid", compression="none", seed=7

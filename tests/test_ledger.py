@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from algoseek_sync.db import Database
-from algoseek_sync.ledger import FileState, Ledger, Mark
-from algoseek_sync.schema import SCHEMA_VERSION
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import FileState, Ledger, Mark
+from algoseek_sync.state.schema import SCHEMA_VERSION
 
 
 @pytest.fixture

@@ -511,7 +511,7 @@ def test_adjusted_table_rewrites_a_secid_only_when_its_latest_factor_changes(
     backend, platform: PlatformServer, tmp_path: Path
 ) -> None:
     from algoseek_sync.backends.mainsequence import MainSequenceBackend
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
     db = Database(tmp_path / "state.db")
     writer = MainSequenceBackend(make_settings(tmp_path), db)

@@ -15,12 +15,12 @@ from prometheus_client import generate_latest
 from algoseek_sync.backends.base import AssetOutcome, AssetReport
 from algoseek_sync.backends.local import LocalBackend
 from algoseek_sync.config import parse_listen
-from algoseek_sync.db import Database
 from algoseek_sync.errors import BackendUnavailableError, ConfigError, TemporaryFailure
-from algoseek_sync.ledger import Ledger
-from algoseek_sync.metrics import HttpServer, Metrics
-from algoseek_sync.prepare import FileResult
-from algoseek_sync.problems import KINDS
+from algoseek_sync.ingest.prepare import FileResult
+from algoseek_sync.service.metrics import HttpServer, Metrics
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import Ledger
+from algoseek_sync.state.problems import KINDS
 from conftest import Sandbox
 from helpers_daemon import Daemon, wait_for
 

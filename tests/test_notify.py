@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from algoseek_sync.notify import Notifier
+from algoseek_sync.service.notify import Notifier
 from conftest import Sandbox
 from helpers_daemon import Daemon, wait_for
 

@@ -189,7 +189,7 @@ def test_bad_files_are_quarantined_and_good_files_still_go_through(sandbox: Sand
 def test_crash_inside_the_transaction_leaves_nothing(sandbox: Sandbox, samples, monkeypatch) -> None:
     from algoseek_sync.app import open_app, run_once
     from algoseek_sync.config import load_settings
-    from algoseek_sync.ledger import Ledger
+    from algoseek_sync.state.ledger import Ledger
 
     samples(sandbox)
     settings = load_settings(env=sandbox.env())
@@ -262,7 +262,7 @@ def test_a_run_that_only_stores_bars_imports_only_what_it_needs(sandbox: Sandbox
         "import atexit, json, sys\n"
         f"atexit.register(lambda: print(json.dumps([m for m in {heavy!r} if m in sys.modules])))\n"
         "sys.argv = ['algoseek-sync', 'run', '--once']\n"
-        "from algoseek_sync.cli import main\n"
+        "from algoseek_sync.commands.cli import main\n"
         "main()\n"
     )
     proc = subprocess.run(

@@ -8,8 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from algoseek_sync.config import parse_expected_by
 from algoseek_sync.formats.bars import parse_bars
-from algoseek_sync.quality.calendar import Sessions, build, due_time, parse_expected_by
+from algoseek_sync.quality.calendar import Sessions, build, due_time
 from algoseek_sync.quality.checks import Finding, Params, check
 from conftest import AAPL_SAMPLE, MASTER_SAMPLE, Sandbox, planted_drop
 from conftest import STANDARD_HEADER as STANDARD

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from algoseek_sync.commands.report import render
+from algoseek_sync.commands.report_data import MAX_GROUPS, Coverage, ReportData, coverage_from_chunks
 from algoseek_sync.quality.calendar import Sessions
-from algoseek_sync.quality.report import render
-from algoseek_sync.quality.report_data import MAX_GROUPS, Coverage, ReportData, coverage_from_chunks
 from conftest import AAPL_SAMPLE, Sandbox, planted_drop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -323,7 +323,7 @@ def in_process(box: Sandbox, *args: str) -> tuple[int, str]:
     """The CLI without a new interpreter (a few seconds less per call): exit code and stderr."""
     from click.testing import CliRunner
 
-    from algoseek_sync.cli import main
+    from algoseek_sync.commands.cli import main
 
     env: dict[str, str | None] = {
         k: None for k in os.environ if k.startswith(("ALGOSEEK_SYNC_", "MAINSEQUENCE"))

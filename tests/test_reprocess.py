@@ -19,12 +19,12 @@ import pyarrow.compute as pc
 import pytest
 
 from algoseek_sync.app import open_app, run_once
+from algoseek_sync.commands.reprocess import Selection, relative_path, reprocess
 from algoseek_sync.config import Settings, load_settings
 from algoseek_sync.errors import UserInputError
-from algoseek_sync.generate import DropSpec, generate_drop
-from algoseek_sync.health import health
-from algoseek_sync.lock import WorkerLock
-from algoseek_sync.reprocess import Selection, relative_path, reprocess
+from algoseek_sync.service.health import health
+from algoseek_sync.state.lock import WorkerLock
+from algoseek_sync.synthetic.generate import DropSpec, generate_drop
 from conftest import AAPL_SAMPLE, MASTER_SAMPLE
 from helpers_daemon import stored_bars, stored_tables
 
@@ -254,7 +254,7 @@ SIMULATED_DAEMON = textwrap.dedent(
     import signal, sys, time
     from algoseek_sync.app import open_app
     from algoseek_sync.config import load_settings
-    from algoseek_sync.lock import WorkerLock
+    from algoseek_sync.state.lock import WorkerLock
     settings = load_settings()
     lock = WorkerLock(settings.state.dir)
     assert lock.acquire()

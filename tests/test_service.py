@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from algoseek_sync.generate import DropSpec, generate_drop, write_master
+from algoseek_sync.synthetic.generate import DropSpec, generate_drop, write_master
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
 from helpers_daemon import Daemon, query, stored_bars, stored_count, wait_for
 

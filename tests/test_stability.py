@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from algoseek_sync.stability import Ready, StabilityGate
+from algoseek_sync.watch.stability import Ready, StabilityGate
 
 
 def ready_paths(gate: StabilityGate) -> list[str]:

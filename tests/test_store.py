@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from algoseek_sync.db import Database
 from algoseek_sync.formats.adjust import backward_adjusted
 from algoseek_sync.formats.bars import arrow_schema, last_wins, parse_bars
 from algoseek_sync.formats.datasets import DATASETS
-from algoseek_sync.generate import DropSpec, generate_drop
+from algoseek_sync.state.database import Database
 from algoseek_sync.store.chunks import Chunks
+from algoseek_sync.synthetic.generate import DropSpec, generate_drop
 from conftest import AAPL_SAMPLE, PRIMARY_HEADER, STANDARD_HEADER
 
 STANDARD = DATASETS["standard-adjusted"]

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from algoseek_sync.db import Database
-from algoseek_sync.events import EventLoss, Hint
-from algoseek_sync.intake import Intake
-from algoseek_sync.ledger import Ledger
-from algoseek_sync.mounts import choose_observer, is_network_fs, mount_fstype
-from algoseek_sync.observer import Watcher
-from algoseek_sync.scan import reconcile
-from algoseek_sync.stability import StabilityGate
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import Ledger
+from algoseek_sync.watch.events import EventLoss, Hint
+from algoseek_sync.watch.intake import Intake
+from algoseek_sync.watch.mounts import choose_observer, is_network_fs, mount_fstype
+from algoseek_sync.watch.observer import Watcher
+from algoseek_sync.watch.scan import reconcile
+from algoseek_sync.watch.stability import StabilityGate
 
 GLOBS = ["*security_master*.csv", "*security_master*.csv.gz"]
 STABILITY = 0.3

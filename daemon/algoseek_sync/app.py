@@ -10,14 +10,14 @@ import structlog
 from algoseek_sync.backends import open_backend
 from algoseek_sync.backends.base import Backend
 from algoseek_sync.config import Settings
-from algoseek_sync.db import Database
 from algoseek_sync.errors import ConfigError
-from algoseek_sync.ledger import Ledger
-from algoseek_sync.problems import Problems
+from algoseek_sync.ingest.worker import CycleStats, Worker
 from algoseek_sync.quality.monitor import Quality
-from algoseek_sync.scan import reconcile
-from algoseek_sync.securities import Securities
-from algoseek_sync.worker import CycleStats, Worker
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import Ledger
+from algoseek_sync.state.problems import Problems
+from algoseek_sync.state.securities import Securities
+from algoseek_sync.watch.scan import reconcile
 
 log = structlog.get_logger("algoseek_sync.app")
 

@@ -8,12 +8,14 @@ instead of about 150, which every CLI command pays before doing anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 from msgspec import Meta
@@ -197,8 +199,6 @@ def _check(settings: Settings) -> None:
         except ValueError as exc:
             raise _Invalid("metrics.listen", str(exc)) from None
     if settings.quality.expected_by.strip():
-        from algoseek_sync.quality.calendar import parse_expected_by
-
         value = settings.quality.expected_by
         try:
             parse_expected_by(value)
@@ -265,3 +265,12 @@ def _error(
     return ConfigError(
         f"configuration error in {origin.get(dotted, source)}: '{dotted}': {message} (got {value!r})"
     )
+
+
+def parse_expected_by(text: str) -> tuple[dt.time, ZoneInfo] | None:
+    """``"20:00 America/New_York"`` → (20:00, zone); empty → None (late deliveries not checked)."""
+    if not text.strip():
+        return None
+    clock, _, zone = text.strip().partition(" ")
+    hours, _, minutes = clock.partition(":")
+    return dt.time(int(hours), int(minutes or 0)), ZoneInfo(zone.strip() or "America/New_York")

@@ -1,9 +1,14 @@
-"""Exceptions that carry a one-line, user-facing message (never a traceback), and exit codes.
+"""What can go wrong, as the user sees it: exceptions that carry a one-line message (never a
+traceback), the exit codes, and :class:`Problem`, the record of a fault that was contained.
 
-The exit codes are the README's table (section "Operations guide"), in one place.
+The exit codes are the README's table (section "Operations guide"), in one place. ``Problem``
+lives here, on the ground floor, so that pure parsing (``formats/``) can report problems without
+importing the state database that stores them (``state/problems.py``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 EX_OK = 0
 EX_PROBLEMS = 1  # some files of this run ended quarantined or skipped (or: unhealthy)
@@ -44,3 +49,16 @@ class UserInputError(AlgoseekSyncError):
 
 class TemporaryFailure(AlgoseekSyncError):
     """Something outside us is busy (a port, the state directory's lock): a restart later may work (75)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One contained fault: what (``kind``, one of ``state.problems.KINDS``), where, and what was done."""
+
+    kind: str
+    detail: str
+    action: str
+    path: str | None = None
+    secid: int | None = None
+    unique_identifier: str | None = None
+    line: int | None = None

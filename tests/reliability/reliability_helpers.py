@@ -16,7 +16,7 @@ import pandas as pd
 
 from algoseek_sync.backends.base import BarQuery
 from algoseek_sync.backends.local import LocalBackend
-from algoseek_sync.db import Database
+from algoseek_sync.state.database import Database
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, REPO, Sandbox
 from helpers_daemon import stored_count
 

@@ -420,7 +420,7 @@ def test_file_deleted_between_event_and_read(box: Sandbox) -> None:
     path = box.put(MSFT, msft_text())
     app = open_app_for(box)
     try:
-        from algoseek_sync.scan import reconcile
+        from algoseek_sync.watch.scan import reconcile
 
         reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
     finally:
@@ -435,7 +435,7 @@ def test_file_truncated_after_being_queued(box: Sandbox) -> None:
     path = box.put(MSFT, msft_text())
     app = open_app_for(box)
     try:
-        from algoseek_sync.scan import reconcile
+        from algoseek_sync.watch.scan import reconcile
 
         reconcile(app.settings.drop.dir, app.ledger, app.settings.drop.master_glob)
         data = path.read_bytes()

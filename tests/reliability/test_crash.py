@@ -21,7 +21,7 @@ from helpers_daemon import Daemon, integrity, newest_states, query, stored_bars,
 
 
 def generate(root: Path, secids: int, days: int):
-    from algoseek_sync.generate import DropSpec, generate_drop
+    from algoseek_sync.synthetic.generate import DropSpec, generate_drop
 
     return generate_drop(root, DropSpec(secids=secids, days=days, seed=7))
 

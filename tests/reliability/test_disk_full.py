@@ -30,7 +30,7 @@ FULL = "20m"
 @pytest.fixture(scope="module")
 def drop_and_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple]]:
     """A generated drop and the stored bars of a clean `run --once` of it on a roomy disk."""
-    from algoseek_sync.generate import DropSpec, generate_drop
+    from algoseek_sync.synthetic.generate import DropSpec, generate_drop
 
     root = tmp_path_factory.mktemp("diskfull")
     drop = root / "drop"
@@ -201,7 +201,7 @@ def test_injected_disk_full_rolls_back_and_run_once_resumes(
 def test_injected_disk_full_later_cycles_retry_the_batch(
     sandbox: Sandbox, drop_and_reference, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from algoseek_sync.scan import reconcile
+    from algoseek_sync.watch.scan import reconcile
 
     drop, _ = drop_and_reference
     box = use_drop(sandbox, drop)

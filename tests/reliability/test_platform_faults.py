@@ -43,7 +43,7 @@ DATASET = "primary-adjusted"
 
 
 def make_drop(root: Path, secids: int, days: int) -> tuple[Path, list[Path]]:
-    from algoseek_sync.generate import DropSpec, generate_drop
+    from algoseek_sync.synthetic.generate import DropSpec, generate_drop
 
     manifest = generate_drop(root, DropSpec(secids=secids, days=days, seed=5, blank_figi_fraction=0.0))
     return manifest.master_path, list(manifest.bar_paths)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from algoseek_sync.backends.base import Backend
     from algoseek_sync.config import Settings
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 
 def open_backend(settings: Settings, db: Database) -> Backend:

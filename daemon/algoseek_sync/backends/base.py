@@ -141,7 +141,7 @@ class Backend(ABC):
     keepalive: Callable[[float], None] = staticmethod(_no_keepalive)
     #: True when data-quality findings are published to the store (the platform's table)
     publishes_findings: bool = False
-    #: True when the backend hands pandas objects to pyarrow (see algoseek_sync.arrow)
+    #: True when the backend hands pandas objects to pyarrow (see algoseek_sync.ingest.arrow)
     uses_pandas: bool = False
 
     @abstractmethod

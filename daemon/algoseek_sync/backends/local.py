@@ -29,9 +29,9 @@ from algoseek_sync.backends.base import (
     MasterUpdate,
     Receipt,
 )
-from algoseek_sync.db import Database
 from algoseek_sync.errors import UserInputError
 from algoseek_sync.formats.datasets import DATASETS, Dataset
+from algoseek_sync.state.database import Database
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -35,9 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from algoseek_sync.errors import BadFileError
+from algoseek_sync.errors import BadFileError, Problem
 from algoseek_sync.formats.datasets import DATASETS, EXTRA, Column, Dataset, recognise
-from algoseek_sync.problems import Problem
 
 NEW_YORK = ZoneInfo("America/New_York")
 ARROW_TYPES: dict[str, pa.DataType] = {

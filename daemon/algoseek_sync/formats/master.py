@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from algoseek_sync.errors import BadFileError
+from algoseek_sync.errors import BadFileError, Problem
 from algoseek_sync.formats.figi import custom_identifier, figi_problem
 from algoseek_sync.formats.tickers import TickerSpan, parse_ticker_history
-from algoseek_sync.problems import Problem
 
 REQUIRED = ("SecId", "Tickers", "TickersStartToEndDate", "FIGI")
 #: the master's columns, in the delivered order

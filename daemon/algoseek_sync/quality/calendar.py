@@ -19,7 +19,7 @@ import numpy as np
 from algoseek_sync.errors import ConfigError
 
 if TYPE_CHECKING:
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 FIRST_YEAR = 1990
 REFRESH_SECONDS = 86_400.0
@@ -104,15 +104,6 @@ def load(db: Database, name: str, *, now: float | None = None) -> Sessions:
                 (name, now, library_version(), sessions.dates.tobytes(), sessions.closes.tobytes()),
             )
     return sessions
-
-
-def parse_expected_by(text: str) -> tuple[dt.time, ZoneInfo] | None:
-    """``"20:00 America/New_York"`` → (20:00, zone); empty → None (late deliveries not checked)."""
-    if not text.strip():
-        return None
-    clock, _, zone = text.strip().partition(" ")
-    hours, _, minutes = clock.partition(":")
-    return dt.time(int(hours), int(minutes or 0)), ZoneInfo(zone.strip() or "America/New_York")
 
 
 def due_time(session: int, expected_by: tuple[dt.time, ZoneInfo]) -> float:

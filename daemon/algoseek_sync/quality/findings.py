@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from algoseek_sync.quality.kinds import SEVERITY, Finding
 
 if TYPE_CHECKING:
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 NO_SECID = -1  # dataset-level findings (late delivery)
 NO_DATE = 0

@@ -20,9 +20,9 @@ from algoseek_sync.quality.kinds import HISTORY_KINDS, Finding, Params
 if TYPE_CHECKING:
     from algoseek_sync.backends.base import Backend
     from algoseek_sync.config import QualityConfig
-    from algoseek_sync.db import Database
     from algoseek_sync.quality.calendar import Sessions
-    from algoseek_sync.securities import Securities
+    from algoseek_sync.state.database import Database
+    from algoseek_sync.state.securities import Securities
 
 log = structlog.get_logger("algoseek_sync.quality")
 DELIVERY_KINDS = ("not_delivered", "not_listed")
@@ -147,7 +147,8 @@ class Quality:
 
         None when late deliveries are not checked (``quality.expected_by`` empty).
         """
-        from algoseek_sync.quality.calendar import due_time, parse_expected_by
+        from algoseek_sync.config import parse_expected_by
+        from algoseek_sync.quality.calendar import due_time
 
         expected_by = parse_expected_by(self.config.expected_by) if self.config.enabled else None
         if expected_by is None:

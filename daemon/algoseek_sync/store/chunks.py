@@ -15,14 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from algoseek_sync.db import IN_CHUNK, chunked
 from algoseek_sync.formats.bars import arrow_schema, last_wins
 from algoseek_sync.formats.datasets import EXTRA, Dataset
+from algoseek_sync.state.params import IN_CHUNK, chunked
 from algoseek_sync.store import codec
 from algoseek_sync.store.codec import Layout, Records
 
 if TYPE_CHECKING:
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 FREQUENCY = "1d"
 #: A write of at most this many rows keeps its chunks' decoded form for the reads that follow

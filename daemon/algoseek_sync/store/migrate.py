@@ -17,7 +17,7 @@ from algoseek_sync.formats.datasets import DATASETS, EXTRA, Dataset
 from algoseek_sync.store.chunks import Chunks
 
 if TYPE_CHECKING:
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 BATCH_SECIDS = 500
 

@@ -18,7 +18,7 @@ correct, only slower.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,16 +30,33 @@ from algoseek_sync.formats.bars import last_wins
 from algoseek_sync.formats.datasets import Dataset
 
 if TYPE_CHECKING:
-    from algoseek_sync.backends.mainsequence.backend import MainSequenceBackend
-    from algoseek_sync.db import Database
+    import pandas as pd
+
+    from algoseek_sync.state.database import Database
 
 READ_BATCH = 200  # SecIds whose history is read back in one request
+
+
+class Platform(Protocol):
+    """What the writer needs of the platform backend (a protocol: this module does not import it)."""
+
+    def _node(self, dataset: str, *, adjusted: bool = False) -> Any: ...
+
+    def history(
+        self,
+        dataset: str,
+        secids: Sequence[int],
+        routes: dict[int, list[str]],
+        columns: Sequence[str] | None = None,
+    ) -> Any: ...
+
+    def _write_isolated(self, node: Any, plain: pd.DataFrame, what: str) -> Receipt: ...
 
 
 class AdjustedWriter:
     """One batch's adjusted rows for one dataset."""
 
-    def __init__(self, backend: MainSequenceBackend, dataset: Dataset, db: Database | None) -> None:
+    def __init__(self, backend: Platform, dataset: Dataset, db: Database | None) -> None:
         self.backend = backend
         self.dataset = dataset
         self.db = db

@@ -31,6 +31,7 @@ from algoseek_sync.backends.base import (
     Receipt,
 )
 from algoseek_sync.backends.mainsequence import env, frames
+from algoseek_sync.backends.mainsequence.adjusted import AdjustedWriter
 from algoseek_sync.backends.mainsequence.assets import AssetRegistrar, api_message, chunks
 from algoseek_sync.backends.mainsequence.retry import RetryPolicy, is_transient, status_of
 from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, ConfigError, UserInputError
@@ -39,7 +40,7 @@ from algoseek_sync.formats.datasets import DATASETS
 if TYPE_CHECKING:
     from algoseek_sync.backends.mainsequence.sdk import Sdk
     from algoseek_sync.config import Settings
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 T = TypeVar("T")
 
@@ -212,8 +213,6 @@ class MainSequenceBackend(Backend):
         return receipt.merge(self.copy_history(update.history_copies))
 
     def write_bars(self, batch: BarBatch) -> Receipt:
-        from algoseek_sync.backends.mainsequence.adjusted import AdjustedWriter
-
         receipt = Receipt()
         by_dataset: dict[str, list[Any]] = {}
         for item in batch.files:

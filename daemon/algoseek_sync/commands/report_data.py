@@ -1,6 +1,6 @@
 """What the HTML data-quality report shows, computed from the state database and the backend.
 
-Kept apart from the rendering (:mod:`algoseek_sync.quality.report`) so that the numbers can be
+Kept apart from the rendering (:mod:`algoseek_sync.commands.report`) so that the numbers can be
 tested without HTML. Everything here is cheap at 10,000 SecIds:
 
 * coverage comes from the ``bar_chunks`` catalogue (rows per SecId and month), never from

@@ -3,7 +3,7 @@
 One file (not several attached ones) because SQLite only makes a transaction atomic
 across tables of the same file in WAL mode: the embedded store's bars and the
 ledger's "done" must commit together. The layout and its migrations live in
-:mod:`algoseek_sync.schema`.
+:mod:`algoseek_sync.state.schema`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from algoseek_sync.errors import ConfigError
-from algoseek_sync.schema import SCHEMA_VERSION, check_version, migrate
+from algoseek_sync.state.params import IN_CHUNK, chunked
+from algoseek_sync.state.schema import SCHEMA_VERSION, check_version, migrate
 
-#: SQLite's default limit on host parameters per statement is 32,766 (999 before 3.32): stay far below.
-IN_CHUNK = 500
 PAGE_SIZE = 16384
 
 
@@ -121,10 +120,3 @@ class Database:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def chunked(values: Sequence[object] | Iterable[object], size: int) -> Iterator[list[object]]:
-    """Lists of at most ``size`` values."""
-    items = list(values)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -17,8 +17,8 @@ import structlog
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from algoseek_sync.events import EventLoss, Hint, HintHandler
-from algoseek_sync.mounts import ObserverChoice, choose_observer
+from algoseek_sync.watch.events import EventLoss, Hint, HintHandler
+from algoseek_sync.watch.mounts import ObserverChoice, choose_observer
 
 log = structlog.get_logger("algoseek_sync.observer")
 

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from algoseek_sync.config import HealthConfig, Settings
-from algoseek_sync.db import Database
-from algoseek_sync.ledger import Ledger
-from algoseek_sync.lock import WorkerLock
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import Ledger
+from algoseek_sync.state.lock import WorkerLock
 
 State = Literal["healthy", "degraded", "unhealthy", "stopped"]
 

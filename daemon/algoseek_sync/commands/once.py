@@ -6,8 +6,8 @@ import click
 
 from algoseek_sync.config import Settings
 from algoseek_sync.errors import EX_OK, EX_PROBLEMS, EX_SOFTWARE, EX_UNAVAILABLE, TemporaryFailure
-from algoseek_sync.lock import WorkerLock
-from algoseek_sync.worker import CycleStats
+from algoseek_sync.ingest.worker import CycleStats
+from algoseek_sync.state.lock import WorkerLock
 
 #: every outcome, in the order the summary names them
 OUTCOMES = (

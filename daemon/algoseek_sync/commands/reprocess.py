@@ -4,7 +4,7 @@ There is only ever one writer. When a daemon holds the worker lock on the state
 directory, ``reprocess`` only queues the versions in the ledger (the daemon's worker
 picks them up) and, with ``--wait``, follows them read-only. Otherwise it takes the
 lock itself and runs the worker until the queued versions are finished. The command
-itself is in :mod:`algoseek_sync.cli`.
+itself is in :mod:`algoseek_sync.commands.cli`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import click
 import structlog
 
 from algoseek_sync.config import Settings
-from algoseek_sync.db import Database
 from algoseek_sync.errors import EX_OK, EX_PROBLEMS, EX_UNAVAILABLE, UserInputError
 from algoseek_sync.formats.names import classify
-from algoseek_sync.ledger import FINISHED, PROBLEM_STATES, FileState, Ledger, Tracked, Version
-from algoseek_sync.lock import WorkerLock
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import FINISHED, PROBLEM_STATES, FileState, Ledger, Tracked, Version
+from algoseek_sync.state.lock import WorkerLock
 
 log = structlog.get_logger("algoseek_sync.reprocess")
 

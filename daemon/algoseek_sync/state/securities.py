@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from algoseek_sync.backends.base import AssetReport, AssetSpec
-from algoseek_sync.db import Database
 from algoseek_sync.formats.tickers import TickerSpan
+from algoseek_sync.state.database import Database
 
 if TYPE_CHECKING:
     from algoseek_sync.formats.master import SecurityMaster

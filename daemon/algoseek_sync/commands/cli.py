@@ -109,10 +109,10 @@ def run(ctx: click.Context, once: bool) -> None:
     """Watch the drop directory and keep the store in sync (until SIGTERM)."""
     settings = settings_of(ctx)
     if once:
-        from algoseek_sync.once import run_once_command
+        from algoseek_sync.commands.once import run_once_command
 
         sys.exit(run_once_command(settings))
-    from algoseek_sync.service import serve
+    from algoseek_sync.service.daemon import serve
 
     sys.exit(serve(settings))
 
@@ -126,14 +126,14 @@ def status(ctx: click.Context, as_json: bool, health: bool) -> None:
     """Daemon, file counts by state, parked/quarantined files, problems, assets, last success."""
     settings = settings_of(ctx)
     if health:
-        from algoseek_sync.health import health as health_of
+        from algoseek_sync.service.health import health as health_of
 
         verdict = health_of(settings)
         click.echo(json.dumps(verdict.as_dict(), default=str) if as_json else verdict.message())
         sys.exit(0 if verdict.healthy else EX_PROBLEMS)
     from algoseek_sync.app import open_app
-    from algoseek_sync.views import format_status
-    from algoseek_sync.views import status as status_of
+    from algoseek_sync.commands.views import format_status
+    from algoseek_sync.commands.views import status as status_of
 
     app = open_app(settings, readonly=True)
     try:
@@ -186,7 +186,7 @@ def bars(
     )
     from algoseek_sync.app import open_app
     from algoseek_sync.backends.base import BarQuery
-    from algoseek_sync.views import format_bars, pick_dataset, resolve_uids
+    from algoseek_sync.commands.views import format_bars, pick_dataset, resolve_uids
 
     app = open_app(settings_of(ctx), readonly=True)
     try:
@@ -257,9 +257,9 @@ def quality(
         raise click.UsageError("give at most one of --secid, --ticker, --figi")
     since = _date(since, "--since")
     from algoseek_sync.app import open_app
+    from algoseek_sync.commands.quality_view import format_findings
+    from algoseek_sync.commands.views import secids_named
     from algoseek_sync.quality.findings import Filter
-    from algoseek_sync.quality.views import format_findings
-    from algoseek_sync.views import secids_named
 
     app = open_app(settings_of(ctx), readonly=True)
     try:
@@ -301,7 +301,7 @@ def report(
     ctx: click.Context, html_path: Path, secids: tuple[int, ...], ticker: str | None, dataset: str | None
 ) -> None:
     """An HTML data-quality report: coverage heatmap, open findings, price charts with events and findings."""
-    from algoseek_sync.quality.report import write_report
+    from algoseek_sync.commands.report import write_report
 
     size, seconds = write_report(
         settings_of(ctx), html_path, secids=list(secids), ticker=ticker, dataset=dataset
@@ -317,7 +317,7 @@ def check_config(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     from algoseek_sync.app import check_drop_dir
     from algoseek_sync.backends import open_backend
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
     check_drop_dir(settings)
     db = Database(settings.db_path)
@@ -371,8 +371,8 @@ def reprocess(
     """Apply file versions again, even when their bytes were already ingested."""
     if sum((bool(secids), bool(files), since is not None, everything)) != 1:
         raise click.UsageError("give exactly one of --secid, --file, --since, --all")
-    from algoseek_sync.reprocess import Selection
-    from algoseek_sync.reprocess import reprocess as reprocess_files
+    from algoseek_sync.commands.reprocess import Selection
+    from algoseek_sync.commands.reprocess import reprocess as reprocess_files
 
     day = dt.date.fromisoformat(_date(since, "--since")) if since else None
     selection = Selection(secids=secids, files=files, since=day, everything=everything)
@@ -408,7 +408,7 @@ def generate(
     plant_problems: Path | None,
 ) -> None:
     """Write a realistic synthetic drop (master + bar files) into DIRECTORY."""
-    from algoseek_sync.generate import DropSpec, generate_drop
+    from algoseek_sync.synthetic.generate import DropSpec, generate_drop
 
     spec = DropSpec(
         secids=secids,
@@ -424,7 +424,7 @@ def generate(
         f"wrote {len(manifest.bar_paths)} bar file(s), {manifest.rows} row(s) and a master to {directory}"
     )
     if plant_problems:
-        from algoseek_sync.plant import plant
+        from algoseek_sync.synthetic.plant import plant
 
         planted = plant(directory, spec, manifest, seed)
         plant_problems.write_text(json.dumps([p.as_dict() for p in planted], indent=1) + "\n")

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from algoseek_sync.errors import Problem
 from algoseek_sync.formats.names import classify, is_temporary
-from algoseek_sync.ledger import FileState, Ledger
-from algoseek_sync.problems import Problem
+from algoseek_sync.state.ledger import FileState, Ledger
 
 _OURS = (".csv", ".csv.gz")
 RECONCILE_BATCH = 2000

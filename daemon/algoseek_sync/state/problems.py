@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from algoseek_sync.errors import Problem
+
 if TYPE_CHECKING:
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 LIMIT = 1000
 
@@ -36,17 +37,6 @@ KINDS: dict[str, str] = {
     "asset_refused": "the backend refused to write an asset's bars",
     "cycle_failed": "a worker cycle failed",
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str
-    detail: str
-    action: str
-    path: str | None = None
-    secid: int | None = None
-    unique_identifier: str | None = None
-    line: int | None = None
 
 
 class Problems:

@@ -9,15 +9,15 @@ from typing import Any
 import pandas as pd
 
 from algoseek_sync.app import App
+from algoseek_sync.commands.output import table_text
 from algoseek_sync.errors import UserInputError
 from algoseek_sync.formats.datasets import DATASETS
 from algoseek_sync.formats.tickers import resolve_ticker
-from algoseek_sync.health import assess, read_facts
-from algoseek_sync.ledger import FileState
-from algoseek_sync.lock import WorkerLock
-from algoseek_sync.output import table_text
-from algoseek_sync.problems import KINDS
 from algoseek_sync.quality.findings import Filter
+from algoseek_sync.service.health import assess, read_facts
+from algoseek_sync.state.ledger import FileState
+from algoseek_sync.state.lock import WorkerLock
+from algoseek_sync.state.problems import KINDS
 
 PROBLEMS_SHOWN = 20
 PROBLEMS_JSON = 200

@@ -10,7 +10,7 @@ vanilla script for the findings filters (no CDN, no web fonts, no network). Its 
   ``id="chart-<secid>"``.
 
 Script errors are shown in ``#script-errors`` (hidden while empty). The numbers come from
-:mod:`algoseek_sync.quality.report_data`; this module only renders them.
+:mod:`algoseek_sync.commands.report_data`; this module only renders them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from algoseek_sync.commands.report_data import MAX_FINDINGS, SEVERITIES, Chart, Coverage, ReportData
 from algoseek_sync.errors import UserInputError
-from algoseek_sync.quality.report_data import MAX_FINDINGS, SEVERITIES, Chart, Coverage, ReportData
 
 if TYPE_CHECKING:
     from algoseek_sync.config import Settings
@@ -651,7 +651,7 @@ def check_writable(path: Path) -> None:
 
 def chosen_secids(app: Any, secids: list[int], ticker: str | None) -> list[int]:
     """The SecIds to chart, checked against the master (an unknown one is a user error)."""
-    from algoseek_sync.views import resolve_uids, secids_named
+    from algoseek_sync.commands.views import resolve_uids, secids_named
 
     out: list[int] = []
     for secid in secids:
@@ -667,8 +667,8 @@ def write_report(
 ) -> tuple[int, float]:
     """Build the report into ``path``; returns (bytes written, seconds taken)."""
     from algoseek_sync.app import open_app
-    from algoseek_sync.quality.report_data import collect
-    from algoseek_sync.views import pick_dataset
+    from algoseek_sync.commands.report_data import collect
+    from algoseek_sync.commands.views import pick_dataset
 
     started = time.monotonic()
     check_writable(path)

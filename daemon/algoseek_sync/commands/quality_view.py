@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from algoseek_sync.output import csv_text, table_text
+from algoseek_sync.commands.output import csv_text, table_text
 
 COLUMNS = ["severity", "kind", "dataset", "secid", "unique_identifier", "start_date", "end_date", "observed"]
 DATES = ("start_date", "end_date")

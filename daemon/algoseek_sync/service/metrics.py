@@ -2,7 +2,7 @@
 
 A dedicated :class:`CollectorRegistry` (not the process-global one) so tests and embedders
 can hold several instances. Counters move from the worker's hooks (one
-:class:`~algoseek_sync.worker.FileResult` per file) and the intake; gauges are refreshed
+:class:`~algoseek_sync.ingest.worker.FileResult` per file) and the intake; gauges are refreshed
 from the ledger, which is the truth even across restarts.
 """
 
@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from algoseek_sync.backends.base import Backend
 from algoseek_sync.config import parse_listen
 from algoseek_sync.errors import ConfigError, TemporaryFailure
-from algoseek_sync.ledger import FileState, Ledger
-from algoseek_sync.prepare import FileResult
-from algoseek_sync.problems import KINDS
+from algoseek_sync.ingest.prepare import FileResult
 from algoseek_sync.quality.kinds import SEVERITY
+from algoseek_sync.state.ledger import FileState, Ledger
+from algoseek_sync.state.problems import KINDS
 
 log = structlog.get_logger("algoseek_sync.metrics")
 

@@ -35,13 +35,19 @@ from algoseek_sync.backends.base import (
     Receipt,
 )
 from algoseek_sync.config import Settings
-from algoseek_sync.db import Database
-from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, BadFileError, FileGoneError
+from algoseek_sync.errors import (
+    BackendRejectedError,
+    BackendUnavailableError,
+    BadFileError,
+    FileGoneError,
+    Problem,
+)
 from algoseek_sync.formats.names import classify
-from algoseek_sync.ledger import FileState, Ledger, Mark, Version
-from algoseek_sync.prepare import FileResult, Final, Parsed, Prepared, Reader, refused, unchanged
-from algoseek_sync.problems import Problem, Problems
-from algoseek_sync.securities import Securities, asset_specs
+from algoseek_sync.ingest.prepare import FileResult, Final, Parsed, Prepared, Reader, refused, unchanged
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import FileState, Ledger, Mark, Version
+from algoseek_sync.state.problems import Problems
+from algoseek_sync.state.securities import Securities, asset_specs
 
 if TYPE_CHECKING:
     from algoseek_sync.quality.monitor import Quality
@@ -496,7 +502,7 @@ class Worker:
             applied = self.ledger.done_shas([v.path for v in versions])
             if self._pool is None:
                 if not self.backend.uses_pandas:
-                    from algoseek_sync.arrow import skip_pandas_probe
+                    from algoseek_sync.ingest.arrow import skip_pandas_probe
 
                     skip_pandas_probe()
                 self._pool = ThreadPoolExecutor(max_workers=PARSE_AHEAD, thread_name_prefix="parse")

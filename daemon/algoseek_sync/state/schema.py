@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from algoseek_sync.errors import ConfigError
 
 if TYPE_CHECKING:
-    from algoseek_sync.db import Database
+    from algoseek_sync.state.database import Database
 
 SCHEMA_VERSION = 2
 

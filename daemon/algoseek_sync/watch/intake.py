@@ -1,8 +1,8 @@
 """Hints and reconciles → stability gate → ledger versions.
 
-Events are only hints (see :mod:`algoseek_sync.events`). :class:`Intake` (one thread, its
+Events are only hints (see :mod:`algoseek_sync.watch.events`). :class:`Intake` (one thread, its
 own database connection) stats the hinted paths, lets the
-:class:`~algoseek_sync.stability.StabilityGate` decide when a file is complete, and records
+:class:`~algoseek_sync.watch.stability.StabilityGate` decide when a file is complete, and records
 it; periodic stat-only reconciles catch whatever the events missed (network mounts, dropped
 or overflowed events).
 """
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import structlog
 
-from algoseek_sync.events import EventLoss, Hint
 from algoseek_sync.formats.names import classify, is_temporary
-from algoseek_sync.ledger import Ledger
-from algoseek_sync.problems import Problems
-from algoseek_sync.scan import Entry, Reconciled, reconcile, record_entry
-from algoseek_sync.stability import Ready, StabilityGate
+from algoseek_sync.state.ledger import Ledger
+from algoseek_sync.state.problems import Problems
+from algoseek_sync.watch.events import EventLoss, Hint
+from algoseek_sync.watch.scan import Entry, Reconciled, reconcile, record_entry
+from algoseek_sync.watch.stability import Ready, StabilityGate
 
 log = structlog.get_logger("algoseek_sync.intake")
 

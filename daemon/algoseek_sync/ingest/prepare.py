@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from algoseek_sync.config import Settings
-from algoseek_sync.errors import BadFileError, FileGoneError
+from algoseek_sync.errors import BadFileError, FileGoneError, Problem
 from algoseek_sync.formats.names import classify
 from algoseek_sync.formats.read import FileContent, read_file
-from algoseek_sync.ledger import FileState, Mark, Version
-from algoseek_sync.problems import Problem
+from algoseek_sync.state.ledger import FileState, Mark, Version
 
 if TYPE_CHECKING:
     from algoseek_sync.formats.bars import BarFile

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from algoseek_sync.db import Database
+from algoseek_sync.state.database import Database
 
 
 class FileState(StrEnum):

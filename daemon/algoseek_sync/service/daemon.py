@@ -30,20 +30,20 @@ from algoseek_sync.app import App, open_app
 from algoseek_sync.backends import open_backend
 from algoseek_sync.backends.base import Backend
 from algoseek_sync.config import Settings
-from algoseek_sync.db import Database
 from algoseek_sync.errors import EX_SOFTWARE, EX_TEMPFAIL, TemporaryFailure
-from algoseek_sync.events import EventLoss, Hint
-from algoseek_sync.health import Facts, Health, assess
-from algoseek_sync.intake import Intake
-from algoseek_sync.ledger import Ledger
-from algoseek_sync.lock import WorkerLock
-from algoseek_sync.metrics import HttpServer, Metrics
-from algoseek_sync.notify import Notifier
-from algoseek_sync.observer import Watcher
-from algoseek_sync.prepare import FileResult
+from algoseek_sync.ingest.prepare import FileResult
 from algoseek_sync.quality.monitor import Quality
-from algoseek_sync.securities import Securities
-from algoseek_sync.stability import StabilityGate
+from algoseek_sync.service.health import Facts, Health, assess
+from algoseek_sync.service.metrics import HttpServer, Metrics
+from algoseek_sync.service.notify import Notifier
+from algoseek_sync.state.database import Database
+from algoseek_sync.state.ledger import Ledger
+from algoseek_sync.state.lock import WorkerLock
+from algoseek_sync.state.securities import Securities
+from algoseek_sync.watch.events import EventLoss, Hint
+from algoseek_sync.watch.intake import Intake
+from algoseek_sync.watch.observer import Watcher
+from algoseek_sync.watch.stability import StabilityGate
 
 log = structlog.get_logger("algoseek_sync.service")
 

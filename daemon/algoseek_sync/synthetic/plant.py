@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from algoseek_sync.generate import DropManifest, DropSpec
 from algoseek_sync.quality.kinds import Params
+from algoseek_sync.synthetic.generate import DropManifest, DropSpec
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Deterministic synthetic drops for tests and benchmarks, with planted quality problems."""
