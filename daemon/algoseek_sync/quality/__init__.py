@@ -1,1 +1,1 @@
-"""Data quality: checks of stored bars, findings, delivery monitoring and the HTML report."""
+"""Data quality: checks of stored bars, their findings, the exchange calendar, delivery monitoring."""

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from algoseek_sync.errors import ConfigError
-from algoseek_sync.state.params import IN_CHUNK, chunked
 from algoseek_sync.state.schema import SCHEMA_VERSION, check_version, migrate
+from algoseek_sync.state.sql import IN_CHUNK, chunked
 
 PAGE_SIZE = 16384
 

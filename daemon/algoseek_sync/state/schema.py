@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from algoseek_sync.errors import ConfigError
 
 if TYPE_CHECKING:
-    from algoseek_sync.state.database import Database
+    from algoseek_sync.state.sql import Sql
 
 SCHEMA_VERSION = 2
 
@@ -216,7 +216,7 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return row is not None
 
 
-def _v1_to_v2(db: Database) -> None:
+def _v1_to_v2(db: Sql) -> None:
     """Problems replace master_issues; files gain claimed_at and failures; bars move into chunks."""
     conn = db.conn
     conn.execute("ALTER TABLE files ADD COLUMN claimed_at REAL")
@@ -243,7 +243,7 @@ def _v1_to_v2(db: Database) -> None:
 
 
 #: version → the step that brings a database from that version to the next
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Sql], None]] = {1: _v1_to_v2}
 
 
 def check_version(conn: sqlite3.Connection, path: Path) -> int:
@@ -257,7 +257,7 @@ def check_version(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def migrate(db: Database) -> None:
+def migrate(db: Sql) -> None:
     """Create or upgrade the layout; runs inside the caller's transaction."""
     version = check_version(db.conn, db.path)
     if version == 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -17,12 +16,9 @@ import pyarrow.compute as pc
 
 from algoseek_sync.formats.bars import arrow_schema, last_wins
 from algoseek_sync.formats.datasets import EXTRA, Dataset
-from algoseek_sync.state.params import IN_CHUNK, chunked
+from algoseek_sync.state.sql import IN_CHUNK, Sql, chunked
 from algoseek_sync.store import codec
 from algoseek_sync.store.codec import Layout, Records
-
-if TYPE_CHECKING:
-    from algoseek_sync.state.database import Database
 
 FREQUENCY = "1d"
 #: A write of at most this many rows keeps its chunks' decoded form for the reads that follow
@@ -38,7 +34,7 @@ def period_of(tradedate: np.ndarray) -> np.ndarray:
 class Chunks:
     """Bars of every dataset, as chunks. One instance per database connection."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Sql) -> None:
         self.db = db
         self._datasets: dict[str, int] = {}
         self._layouts: dict[int, Layout] = {}

@@ -17,7 +17,7 @@ from algoseek_sync.formats.datasets import DATASETS, EXTRA, Dataset
 from algoseek_sync.store.chunks import Chunks
 
 if TYPE_CHECKING:
-    from algoseek_sync.state.database import Database
+    from algoseek_sync.state.sql import Sql
 
 BATCH_SECIDS = 500
 
@@ -42,7 +42,7 @@ def _value(value: Any, kind: str) -> Any:
     return str(value)
 
 
-def bars_to_chunks(db: Database) -> int:
+def bars_to_chunks(db: Sql) -> int:
     """Move every distinct (SecId, trade date) row of the old table into chunks; return rows moved."""
     chunks = Chunks(db)
     secids = [r[0] for r in db.execute("SELECT DISTINCT secid FROM bars ORDER BY secid")]
