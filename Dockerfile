@@ -2,8 +2,16 @@
 # algoseek-sync as a sidecar next to an SFTP server:
 #   docker build -t algoseek-sync .
 #   docker run -d --name algoseek-sync -v /srv/sftp/algoseek:/drop:ro -v algoseek-state:/state algoseek-sync
-# Offline (no package index): `make wheelhouse` first; with wheels in wheels/ pip runs with --no-index.
-# Without an image registry: --build-arg PYTHON_IMAGE=<a local Debian/Python 3.11 image>.
+# What needs the network, and what does not:
+#   - pip: `make wheelhouse` first; with wheels in wheels/ every pip install here runs with
+#     --no-index from them and contacts no package index (without wheels it uses PyPI).
+#   - the base image: without an image registry, --build-arg PYTHON_IMAGE=<a local Debian image
+#     with Python 3.11>; podman/docker use it from the local image store.
+#   - tini: taken from the base image when it has one (a base made with
+#     `debootstrap --include=...,tini` does); python:3.11-slim has none, so the runtime stage
+#     then fetches it with apt-get from the Debian mirror, the one step that needs the network.
+#   With a wheelhouse and a local base image that has tini, the build uses no network at all
+#   (tests/test_container.py builds it that way in a network namespace with only loopback).
 # See README.md, "Operations guide".
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -36,7 +44,7 @@ RUN if ls /wheels/*.whl >/dev/null 2>&1; then export PIP_NO_INDEX=1 PIP_FIND_LIN
 
 # --- runtime: the venv, tini and a non-root user; no compilers, no pip caches ---------
 FROM ${PYTHON_IMAGE} AS runtime
-# tini from the Debian mirror, unless the base image already has it (air-gapped builds).
+# tini: the base image's own when it has one (no network); otherwise from the Debian mirror.
 RUN if ! command -v tini >/dev/null; then \
         apt-get update && apt-get install -y --no-install-recommends tini; \
     fi \

@@ -86,6 +86,7 @@ def bench_affected(ctx: Context) -> list[Result]:
             "s",
             notes=f"record_entry + worker.cycle(), one file (~{rows} rows, all days + new one); n={len(worker[small])}",
             samples=worker[small],
+            readme=True,
         ),
         Result(
             "1 affected-only",
@@ -94,6 +95,7 @@ def bench_affected(ctx: Context) -> list[Result]:
             "s",
             samples=worker[large],
             notes=f"n={len(worker[large])}",
+            readme=True,
         ),
         Result(
             "1 affected-only",
@@ -111,6 +113,7 @@ def bench_affected(ctx: Context) -> list[Result]:
             "s",
             samples=unchecked,
             notes=f"same state database, `quality.enabled = false`; n={len(unchecked)}",
+            readme=True,
         ),
         Result.bounded(
             "1 affected-only",

@@ -34,10 +34,14 @@ CACHE = WORK / "cache"
 RUN = WORK / "run"
 VENV_BIN = Path(sys.executable).parent
 CLI = VENV_BIN / "algoseek-sync"
+#: the version of the benchmarks' definitions, written into results.json: bumped when a row's meaning
+#: changes (e.g. 2: floors on all cores, CPU seconds, import floor without the package), so a README
+#: table made from an older run says it was measured under older definitions
+HARNESS = 2
 
 sys.path.insert(0, str(REPO / "daemon"))
 
-from algoseek_sync.synthetic.generate import DropSpec, bar_rows, generate_drop  # noqa: E402
+from algoseek_sync.synthetic.generate import Aggregation, DropSpec, bar_rows, generate_drop  # noqa: E402
 
 
 # --------------------------------------------------------------------------- machine
@@ -140,13 +144,14 @@ def profile_top(fn: Callable[[], Any], limit: int = 15, sort: str = "cumulative"
 
 
 # --------------------------------------------------------------------------- drops
-def spec_for(secids: int, days: int, **extra: Any) -> DropSpec:
-    """The benchmark drop: primary-exchange adjusted, secid aggregation, .csv.gz, multi-FIGI."""
+def spec_for(secids: int, days: int, aggregation: Aggregation = "secid", **extra: Any) -> DropSpec:
+    """The benchmark drop: primary-exchange adjusted, .csv.gz, multi-FIGI; a file per SecId unless
+    ``aggregation="tradedate"`` (a whole-market file per day, as many deliveries are)."""
     return DropSpec(
         secids=secids,
         days=days,
         schema="primary-adjusted",
-        aggregation="secid",
+        aggregation=aggregation,
         compression="gz",
         **extra,
     )
@@ -254,13 +259,14 @@ def quality_off_env(where: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- processes
 @dataclass
 class Run:
-    """One CLI process: exit code, wall seconds, peak RSS (when measured) and its stderr."""
+    """One CLI process: exit code, wall seconds, peak RSS and CPU seconds (when measured), its output."""
 
     code: int
     seconds: float
     maxrss: int = 0
     stderr: str = ""
     stdout: str = ""
+    cpu: float = 0.0  # user + sys of the process and its waited-for children, all threads
 
     def count(self, outcome: str) -> int:
         """A count from ``run --once``'s summary line ("done 12", "wrote 3 row(s)")."""
@@ -290,12 +296,14 @@ def run_measured(args: list[str], env: dict[str, str]) -> Run:
         text=True,
     )
     report = json.loads(proc.stderr.strip().splitlines()[-1])
-    return Run(report["code"], report["seconds"], report["maxrss_bytes"], proc.stderr)
+    cpu = report["user"] + report["sys"]
+    return Run(report["code"], report["seconds"], report["maxrss_bytes"], proc.stderr, cpu=cpu)
 
 
-def run_once_cli(drop: Path, state: Path, **env: str) -> Run:
-    """``algoseek-sync run --once`` as its own process, peak RSS measured; a non-zero exit raises."""
-    run = run_measured([str(CLI), "run", "--once"], cli_env(drop, state, **env))
+def run_once_cli(drop: Path, state: Path, cli: tuple[str, ...] = (str(CLI),), **env: str) -> Run:
+    """``algoseek-sync run --once`` (or ``cli`` run --once) as its own process, peak RSS and CPU
+    measured; a non-zero exit raises."""
+    run = run_measured([*cli, "run", "--once"], cli_env(drop, state, **env))
     if run.code != 0:
         raise RuntimeError(f"run --once exited {run.code}: {run.stderr[-1500:]}")
     return run
@@ -313,6 +321,8 @@ class Result:
     notes: str = ""
     samples: list[float] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: shown in the README's table too (rows with a target always are): see bench/tables.py
+    readme: bool = False
 
     @classmethod
     def bounded(

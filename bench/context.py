@@ -51,6 +51,11 @@ class Plan:
     affected_reps: int = 9
     tutorial_reps: int = 2
     backfill_reps: int = 2
+    tradedate_secids: int = 10_000
+    tradedate_days: int = 250
+    parse_ahead_depths: tuple[int, ...] = (1, 2, 3)
+    parse_ahead_reps: int = 1
+    report_reps: int = 3
     memory_sizes: tuple[int, ...] = (1_000, 10_000)
     reconcile_files: int = 100_000
     reconcile_reps: int = 5
@@ -78,6 +83,9 @@ class Plan:
             affected_reps=5,
             tutorial_reps=1,
             backfill_reps=1,
+            tradedate_secids=1_000,
+            tradedate_days=50,
+            report_reps=2,
             memory_sizes=(200, 1_000),
             reconcile_files=10_000,
             reconcile_reps=3,

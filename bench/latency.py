@@ -114,7 +114,13 @@ def bench_latency(ctx: Context) -> list[Result]:
     common_note = f"{len(db_ids)} files, one every {plan.latency_interval}s, stability_seconds={plan.stability_seconds:g}, inotify"
     out = [
         Result(
-            "4 latency", "close → DB-visible p50", percentile(lat, 50), "s", samples=lat, notes=common_note
+            "4 latency",
+            "close → DB-visible p50",
+            percentile(lat, 50),
+            "s",
+            samples=lat,
+            notes=common_note,
+            readme=True,
         ),
         Result("4 latency", "close → DB-visible p90", percentile(lat, 90), "s"),
         Result(

@@ -62,6 +62,7 @@ def bench_memory(ctx: Context) -> list[Result]:
             master_only[hi] / 1e6,
             "MB",
             notes="the security master is parsed whole (pandas, every column as text)",
+            readme=True,
         )
     )
     return out

@@ -37,7 +37,7 @@ from algoseek_sync.synthetic.generate import DropSpec, trade_dates
 
 DATASET = "primary-adjusted"
 #: what decides how the backfilled state looks (a change here backfills the cached state again)
-STORE_CODE = ("schema.py", "securities.py", "backends/local.py", "store", "formats")
+STORE_CODE = ("state/schema.py", "state/securities.py", "backends/local.py", "store", "formats")
 
 
 def store_code_hash() -> str:

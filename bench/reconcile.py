@@ -127,6 +127,7 @@ def bench_reconcile(ctx: Context) -> list[Result]:
             notes=f"in-process, warm page cache; ledger pre-populated by inserting {rows:,} rows"
             " matching each file's lstat (state done), not by a first run",
             extra={"profile": top},
+            readme=True,
         ),
         Result(
             "6 reconcile",

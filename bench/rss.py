@@ -1,9 +1,10 @@
-"""Run a command and print its peak RSS (``ru_maxrss`` from wait4) as JSON on stderr's last line.
+"""Run a command; print its peak RSS and CPU seconds (from wait4) as JSON on stderr's last line.
 
 Why a separate tiny process: Linux counts the memory a child had *before* ``exec`` in its
 ``ru_maxrss``, and a child forked from the (large) benchmark process starts with the
 benchmark's address space. Forked from this small interpreter instead, the figure is the
-command's own. Standard library only; ``python bench/rss.py CMD ARGS...``.
+command's own. The CPU seconds are the command's and its waited-for children's, all threads.
+Standard library only; ``python bench/rss.py CMD ARGS...``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, lambda received, _frame: proc.send_signal(received))
     _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    report = {"code": code, "maxrss_bytes": usage.ru_maxrss * 1024, "seconds": time.perf_counter() - began}
+    report = {
+        "code": code,
+        "maxrss_bytes": usage.ru_maxrss * 1024,
+        "seconds": time.perf_counter() - began,
+        "user": usage.ru_utime,
+        "sys": usage.ru_stime,
+    }
     print(json.dumps(report), file=sys.stderr, flush=True)
     return code
 

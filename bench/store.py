@@ -204,6 +204,7 @@ def store_results(
             "B",
             notes=f"state.db {new_bytes / 1e6:.1f} MB after wal_checkpoint(TRUNCATE), whole file (ledger, master,"
             f" findings included); {rows:,} rows in {chunks:,} chunks",
+            readme=True,
         ),
         Result(
             "8 store size",
@@ -226,6 +227,7 @@ def store_results(
             "B",
             notes=f"scratch SQLite file with 0.1's `bars` table (WITHOUT ROWID, NUMERIC/TEXT) and its"
             f" (secid, time_index) index only: {old_bytes / 1e6:.1f} MB, {old_rows:,} rows (one per FIGI)",
+            readme=True,
         ),
         Result.bounded(
             "8 store size",

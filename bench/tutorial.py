@@ -49,6 +49,7 @@ def bench_tutorial(ctx: Context) -> list[Result]:
             notes=f"reads {last.files:,} files ({last.rows_read:,} rows), fans out {last.rows_published:,} FIGI"
             f" rows, stores {last.rows_written:,} rows;"
             f" CPU {median(tutorial_cpu):.1f}s; n={len(tutorial)} after 1 untimed warm-up cycle",
+            readme=True,
         ),
         Result(
             "2 vs tutorial",
@@ -57,6 +58,7 @@ def bench_tutorial(ctx: Context) -> list[Result]:
             "s",
             samples=daemon,
             notes="measured in the same loop as the tutorial cycles",
+            readme=True,
         ),
         Result(
             "2 vs tutorial",

@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,49 @@ PRIMARY_HEADER = (
     "ListedTotalTrades,FinraMarketHoursVolume,FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,"
     "MarketVWAP,DailyVWAP"
 )
+
+
+#: values of the CI environment variable that mean "this is CI" (CI services set CI=true)
+CI_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def ci_is_set() -> bool:
+    """True in CI: there every capability a test needs must be present, so nothing may skip."""
+    return os.environ.get("CI", "").strip().lower() in CI_TRUE
+
+
+def _skip_reason(longrepr: object) -> str:
+    """The reason of a skipped report (its longrepr is (path, line, reason) for skips)."""
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _fail_skip_under_ci(report: pytest.TestReport | pytest.CollectReport, what: str) -> None:
+    """A skip (pytest.skip, importorskip, skipif) under CI becomes a failure that names its reason."""
+    if report.skipped and not hasattr(report, "wasxfail") and ci_is_set():
+        reason = _skip_reason(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{what} skipped under CI={os.environ['CI']}: {reason}\n"
+            "In CI nothing may skip for a missing capability: provide it, or fix the test."
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport() -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI a skipped test fails (xfail stays xfail; deselected tests never run, so never report)."""
+    report = yield
+    _fail_skip_under_ci(report, "test")
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report() -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Under CI a module that skips as a whole (a module-level importorskip) is a collection error."""
+    report = yield
+    _fail_skip_under_ci(report, "module")
+    return report
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,6 +36,18 @@ def wait_for(cond: Callable[[], object], timeout: float = 30.0, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port where connections are refused, for as long as the block runs.
+
+    A socket bound but not listening: the kernel answers connections with a reset, and no other
+    process can take the port meanwhile (unlike a port found free and released, which anyone may bind).
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
@@ -162,6 +175,20 @@ class Daemon:
                     if record.get("event") == name:
                         records.append(record)
         return records
+
+    def metrics_url(self, timeout: float = 60.0) -> str:
+        """``http://host:port`` of the metrics listener, from its log line: started with
+        ``metrics.listen = "127.0.0.1:0"`` the daemon binds a port the kernel picks, so no
+        other process can take it between choosing and binding."""
+
+        def listening() -> list[dict]:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            return self.events("metrics_listening")
+
+        wait_for(listening, timeout, "the metrics listener")
+        return f"http://{listening()[0]['address']}"
 
     def wait_ready(self, timeout: float = 60.0) -> Daemon:
         def ready() -> bool:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
-import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +78,8 @@ def test_check_digit_matches_real_figis(figi: str) -> None:
 
 
 def test_make_figi_valid_and_unique() -> None:
-    figis = [make_figi(n) for n in range(0, 200_000, 7)] + [make_figi(31**8 - 1)]
+    edges = [31**k + d for k in range(1, 8) for d in (-1, 0)] + [31**8 - 1]  # where base-31 digits carry
+    figis = [make_figi(n) for n in [*range(0, 200_000, 97), *edges]]
     assert all(is_valid_figi(f) and f.startswith("BBG") for f in figis)
     assert len(set(figis)) == len(figis)
     with pytest.raises(ValueError):
@@ -93,7 +94,7 @@ def test_master_columns_match_real_sample(tmp_path: Path) -> None:
 
 
 def test_master_content_and_fractions(tmp_path: Path) -> None:
-    spec = DropSpec(secids=1000, days=30)
+    spec = DropSpec(secids=1000, days=3)  # two days are enough for a ticker change
     manifest = generate_drop(tmp_path, spec)
     rows = read_csv(manifest.master_path)
     assert [int(r["SecId"]) for r in rows] == manifest.secids == list(range(10000, 11000))
@@ -161,15 +162,6 @@ def test_headers_exact_and_gz_decompresses(tmp_path: Path, schema: str, aggregat
 
 def test_standard_header_matches_real_sample() -> None:
     assert header_of(AAPL_SAMPLE) == list(BAR_COLUMNS["standard"])
-
-
-def test_determinism_same_bytes(tmp_path: Path) -> None:
-    spec = DropSpec(secids=40, days=10, bucket_dirs=True, seed=3)
-    generate_drop(tmp_path / "a", spec)
-    generate_drop(tmp_path / "b", spec)
-    assert digest(tmp_path / "a") == digest(tmp_path / "b")
-    generate_drop(tmp_path / "c", DropSpec(secids=40, days=10, bucket_dirs=True, seed=4))
-    assert digest(tmp_path / "a") != digest(tmp_path / "c")
 
 
 def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
@@ -295,13 +287,101 @@ def test_cli_prints_summary(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir())[-1] == "equity_security_master.csv"
 
 
-def test_timing_10k_secids_20_days(tmp_path: Path) -> None:
-    """Not an assertion: prints how long the benchmark-sized drop takes here."""
-    began = time.perf_counter()
-    manifest = generate_drop(tmp_path, DropSpec(secids=10_000, days=20))
-    took = time.perf_counter() - began
-    print(f"\n10,000 SecIds x 20 days gz secid: {took:.1f}s, {len(manifest.bar_paths)} files")
-    assert manifest.rows == 200_000
+#: Small drops that take every branch of the generator between them: each schema, both aggregations,
+#: both compressions, bucket directories; seed 52 holds a cash dividend, a 2:1 and a 3:1 split in
+#: 40 x 12 days; 5 % of Opens outside [Low, High] in one of them (as real files have), none in the rest.
+BRANCHES = {
+    "primary-adjusted-secid-gz": DropSpec(secids=40, days=12, seed=52, open_quirks=0.0),
+    "primary-tradedate-csv": DropSpec(
+        secids=40,
+        days=12,
+        seed=52,
+        schema="primary",
+        aggregation="tradedate",
+        compression="none",
+        open_quirks=0.0,
+    ),
+    "standard-secid-csv-buckets": DropSpec(
+        secids=40, days=12, seed=52, schema="standard", compression="none", bucket_dirs=True, open_quirks=0.0
+    ),
+    "standard-tradedate-gz-quirks": DropSpec(
+        secids=40, days=12, seed=52, schema="standard", aggregation="tradedate", open_quirks=0.05
+    ),
+}
+DATASET_OF = {"primary": "primary", "primary-adjusted": "primary-adjusted", "standard": "standard-adjusted"}
+
+
+@pytest.mark.parametrize("spec", BRANCHES.values(), ids=BRANCHES.keys())
+def test_drop_reads_back_through_the_products_parsers(tmp_path: Path, spec: DropSpec) -> None:
+    """What the daemon will see: names it classifies, a master and bar files its parsers read with
+    nothing to report, headers as the dataset defines them, values that obey the OHLC invariants."""
+    from algoseek_sync.config import load_settings
+    from algoseek_sync.formats.datasets import DATASETS
+    from algoseek_sync.formats.master import parse_master
+    from algoseek_sync.formats.names import classify
+
+    manifest = generate_drop(tmp_path, spec)
+    globs = load_settings(env={"ALGOSEEK_SYNC_DROP_DIR": str(tmp_path)}).drop.master_glob
+    assert classify(manifest.master_path.name, globs).kind == "master"
+    master = parse_master(manifest.master_path.read_bytes())
+    assert master.issues == [] and master.invalid_figis == 0 and master.secid_count == spec.secids
+    routed = master.uids_by_secid()
+    assert {s: routed[s] for s, figis in manifest.figis.items() if figis} == {
+        s: figis for s, figis in manifest.figis.items() if figis
+    }
+    assert all(len(routed[s]) == 1 for s, figis in manifest.figis.items() if not figis)  # a custom id
+
+    dataset = DATASETS[DATASET_OF[spec.schema]]
+    by_secid = spec.aggregation == "secid"
+    days = [int(d) for d in manifest.trade_dates]
+    keys, across = (manifest.secids, days) if by_secid else (days, manifest.secids)
+    key_column, across_column = ("secid", "tradedate") if by_secid else ("tradedate", "secid")
+    suffix = ".csv.gz" if spec.compression == "gz" else ".csv"
+    assert sorted(p.name for p in manifest.bar_paths) == sorted(f"{k}{suffix}" for k in keys)
+    rows, reasons, open_outside = 0, set(), 0
+    for path in manifest.bar_paths:
+        rel = path.relative_to(tmp_path).as_posix()
+        name = classify(rel, globs)
+        assert (name.kind, name.aggregation) == ("bars", spec.aggregation), rel
+        assert rel == (f"{name.key[:2]}/{path.name}" if spec.bucket_dirs else path.name)
+        data = path.read_bytes()
+        assert (data[:2] == b"\x1f\x8b") == (spec.compression == "gz"), rel  # the gzip magic, or not
+        text = gzip.decompress(data) if spec.compression == "gz" else data
+        assert text.split(b"\n", 1)[0].decode().split(",") == [c.source for c in dataset.columns]
+        parsed = parse_bars(text)
+        assert parsed.dataset is dataset and parsed.notes == () and parsed.extra_columns == (), parsed.notes
+        table = parsed.table.to_pydict()
+        assert set(table[key_column]) == {int(name.key)}, rel  # the name says what the file holds
+        assert table[across_column] == across, rel  # every day of a SecId, or every SecId of a day
+        for o, h, lo, c, v in zip(
+            *(table[k] for k in ("open", "high", "low", "close", "volume")), strict=True
+        ):
+            assert 0 < lo <= c <= h and v >= 0, (rel, o, h, lo, c, v)
+            assert o >= lo, (rel, o, lo)
+            open_outside += o > h
+        reasons |= set(table.get("adjustmentreason", []))
+        rows += parsed.table.num_rows
+    assert rows == spec.secids * spec.days
+    if dataset.has_factors:
+        assert reasons == {None, "CashDiv", "BonusSame", "Subdiv"}, reasons
+    if spec.open_quirks:
+        assert 0 < open_outside < rows * spec.open_quirks * 3
+    else:
+        assert open_outside == 0
+
+
+@pytest.mark.parametrize("spec", BRANCHES.values(), ids=BRANCHES.keys())
+def test_same_seed_same_bytes_other_seed_other_values(tmp_path: Path, spec: DropSpec) -> None:
+    generate_drop(tmp_path / "a", spec)
+    generate_drop(tmp_path / "b", spec)
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    generate_drop(tmp_path / "c", dataclasses.replace(spec, seed=spec.seed + 1))
+    files = {p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    assert files == {p.relative_to(tmp_path / "c") for p in (tmp_path / "c").rglob("*") if p.is_file()}
+    same = [
+        rel for rel in files if (tmp_path / "a" / rel).read_bytes() == (tmp_path / "c" / rel).read_bytes()
+    ]
+    assert same == []  # every file changes with the seed, not just some
 
 
 def _day_file(path: Path, day: int, closes: dict[int, float], events: dict[int, str]) -> Path:

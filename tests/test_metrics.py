@@ -27,12 +27,6 @@ from helpers_daemon import Daemon, wait_for
 NAME = re.compile(r"^algoseek_sync_[a-z0-9_]+$")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -115,7 +109,7 @@ def test_listen_parsing_and_http_routes() -> None:
         HttpServer("localhost", Metrics(), lambda: (True, ""), lambda: (True, ""))
     state = {"ready": False}
     server = HttpServer(
-        f"127.0.0.1:{free_port()}",
+        "127.0.0.1:0",  # the kernel picks a free port and it is ours at once: server.port names it
         Metrics(),
         lambda: (True, "fine"),
         lambda: (state["ready"], "first reconcile not finished"),
@@ -135,10 +129,10 @@ def test_listen_parsing_and_http_routes() -> None:
 
 
 def test_daemon_metrics_move_after_a_drop(sandbox: Sandbox, samples: Callable[[Sandbox], None]) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    daemon = Daemon(sandbox, ALGOSEEK_SYNC_METRICS_LISTEN=f"127.0.0.1:{port}").start().wait_ready()
+    daemon = Daemon(sandbox, ALGOSEEK_SYNC_METRICS_LISTEN="127.0.0.1:0").start().wait_ready()
     try:
+        base = daemon.metrics_url()
+        assert base.startswith("http://127.0.0.1:") and not base.endswith(":0")
         wait_for(lambda: get(f"{base}/readyz")[0] == 200, 30, "/readyz 200")
         assert get(f"{base}/healthz")[0] == 200
         before = get(f"{base}/metrics")[1]

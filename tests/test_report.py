@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import struct
@@ -28,7 +29,6 @@ from algoseek_sync.commands.report_data import MAX_GROUPS, Coverage, ReportData,
 from algoseek_sync.quality.calendar import Sessions
 from conftest import AAPL_SAMPLE, Sandbox, planted_drop
 
-CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -44,14 +44,22 @@ FLAGS = [
 # -- the browser --------------------------------------------------------------------------------------
 
 
-def browser(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    if not CHROMIUM.exists():
+def chromium() -> str:
+    """The browser the Makefile exports as ``CHROMIUM``, else the lookup it makes (``command -v
+    chromium``, which like ``shutil.which`` also vets a path), so the test and make never disagree."""
+    wanted = os.environ.get("CHROMIUM") or "chromium"
+    found = shutil.which(wanted)
+    if found is None:
         pytest.fail(
-            f"Debian's chromium is missing ({CHROMIUM}): `make tools` installs it"
-            " (apt-get install --no-install-recommends chromium)"
+            f"{wanted} is not an executable (CHROMIUM, else chromium on PATH): `make tools` installs"
+            " Debian's (apt-get install --no-install-recommends chromium)"
         )
+    return found
+
+
+def browser(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
+        [chromium(), *FLAGS, f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
         timeout=90,

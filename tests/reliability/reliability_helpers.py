@@ -5,12 +5,17 @@ Imported by the test modules in this folder; ``conftest`` here means tests/conft
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
+import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pandas as pd
 
@@ -27,6 +32,10 @@ MSFT_FIGI = "BBG000BPH459"
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE = 1
 CAP_DAC_READ_SEARCH = 2
+CAP_SETPCAP = 8
+CLONE_NEWNS = 0x00020000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
 
 
 def deliver_samples(box: Sandbox) -> None:
@@ -131,6 +140,13 @@ def write_config(box: Sandbox, text: str) -> dict[str, str]:
     return {"ALGOSEEK_SYNC_CONFIG": str(path)}
 
 
+def _libc_check(result: int, what: str) -> None:
+    """A libc call's -1 as an OSError naming the call (errno kept)."""
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
 def drop_dac_capabilities() -> None:
     """preexec_fn: remove root's permission bypass (CAP_DAC_*) from the bounding set before exec.
 
@@ -140,20 +156,101 @@ def drop_dac_capabilities() -> None:
     """
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
-        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
+        _libc_check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"prctl(PR_CAPBSET_DROP, {cap})")
+
+
+def _effective_caps() -> int:
+    """This process's effective capability set, as a bit mask."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def dac_drop_refusal() -> str | None:
+    """Why :func:`drop_dac_capabilities` would fail here (None when it works): dropping a capability
+    from the bounding set takes CAP_SETPCAP."""
+    if not _effective_caps() >> CAP_SETPCAP & 1:
+        return "CAP_SETPCAP is not in this process's effective set (run as root)"
+    return None
+
+
+@contextlib.contextmanager
+def private_mount_namespace() -> Iterator[None]:
+    """Run the block, and every process it starts, in a mount namespace of its own (private propagation).
+
+    Mounts made inside never reach the host's mount table and vanish with the namespace, even if
+    the test is killed. Only the calling thread moves (pytest runs tests in its main thread); it
+    returns to the host's namespace at the end, which the kernel allows only while no thread
+    started inside still shares its file-system context. Raises OSError where it is not permitted
+    (it takes CAP_SYS_ADMIN).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    cwd = os.getcwd()
+    home = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _libc_check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        try:
+            _libc_check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+            yield
+        finally:
+            _libc_check(libc.setns(home, CLONE_NEWNS), "setns back to the host's mount namespace")
+            os.chdir(cwd)  # setns moves the thread to the namespace's root
+    finally:
+        os.close(home)
+
+
+def drop_entries(box: Sandbox, limit: int = 12) -> str:
+    """The drop's entries besides the real samples, each with its kind: what a hung run was given."""
+    kinds = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFLNK: "symbolic link"}
+    entries = []
+    for path in sorted(box.drop.rglob("*")):  # rglob does not follow symbolic links to directories
+        rel = path.relative_to(box.drop).as_posix()
+        if rel in ("equity_security_master.csv", "33449.csv"):
+            continue
+        info = path.lstat()
+        kind = "directory" if stat.S_ISDIR(info.st_mode) else kinds.get(stat.S_IFMT(info.st_mode))
+        kind = kind or f"{info.st_size} bytes"
+        entries.append(f"{rel} ({kind})")
+    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
+    return ", ".join(entries[:limit]) + more if entries else "only the real samples"
+
+
+def run_cli(
+    box: Sandbox,
+    *args: str,
+    timeout: float = 120,
+    shim: tuple[str, ...] = (),
+    preexec_fn: Callable[[], None] | None = None,
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    """``algoseek-sync *args`` on the sandbox (through ``shim`` if given); a run that outlives ``timeout``
+    is killed with all it started and fails the test naming the command and the drop's entries."""
+    cmd = [*shim, sys.executable, "-m", "algoseek_sync", *args]
+    with subprocess.Popen(
+        cmd,
+        env=box.env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
+        start_new_session=True,  # its own process group: a timeout kills the CLI under a shim too
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+            raise AssertionError(
+                f"`algoseek-sync {' '.join(args)}` did not finish within {timeout:g} s (killed) on a drop"
+                f" holding {drop_entries(box)}; its stderr ended:\n{err[-2000:]}"
+            ) from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def cli_unprivileged(box: Sandbox, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "algoseek_sync", *args],
-        env=box.env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=drop_dac_capabilities,
-    )
+    """The CLI without root's permission bypass (see :func:`dac_drop_refusal` for where it works)."""
+    return run_cli(box, *args, timeout=timeout, preexec_fn=drop_dac_capabilities)
 
 
 # A small interpreter that runs a command and reports its ru_maxrss: a child forked straight
@@ -169,13 +266,7 @@ _RSS_SHIM = (
 
 def cli_peak_rss(box: Sandbox, *args: str, timeout: float = 120, **env: str) -> tuple[int, int, str]:
     """(exit code, peak RSS bytes, stderr) of one CLI run."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _RSS_SHIM, sys.executable, "-m", "algoseek_sync", *args],
-        env=box.env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    proc = run_cli(box, *args, timeout=timeout, shim=(sys.executable, "-c", _RSS_SHIM), **env)
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("MAXRSS "), proc.stderr
     return proc.returncode, int(last.split()[1]), proc.stderr
