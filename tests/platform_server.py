@@ -2,8 +2,12 @@
 
 Standard library only, in-memory state, a request log and fault injection, so backend tests
 can run the real ``mainsequence`` client offline. Use it in-process (:class:`PlatformServer`)
-or as a subprocess (``python tests/platform_server.py --port N``); in both cases the
-``/_control/`` endpoints read the log and inject faults over HTTP.
+or as a subprocess (``python tests/platform_server.py`` prints its URL); in both cases the
+``/_control/`` endpoints read the log, inject faults and reset the state over HTTP.
+
+It always binds a port the kernel picks and keeps it until it stops: an outage is simulated on
+that same address (:meth:`PlatformServer.take_down`), never by a restart that would have to
+win the port back, and each test gets fresh state from :meth:`PlatformServer.reset`.
 
 It speaks the API generation of the installed SDK (:func:`sdk_api`), because the SDK's models
 forbid unknown fields and each line drops fields the previous one required:
@@ -103,7 +107,7 @@ def _epoch(iso: str) -> float:
 class PlatformState:
     """Everything the fake platform stores, guarded by one lock."""
 
-    def __init__(self, project_id: int = 1, api: tuple[int, int] | None = None) -> None:
+    def __init__(self, project_id: int = 1, api: tuple[int, int] | None = None, first_id: int = 0) -> None:
         self.lock = threading.RLock()
         self.project_id = project_id
         self.api = api or sdk_api()
@@ -122,11 +126,11 @@ class PlatformState:
             set()
         )  # inserts holding one of these answer 400 (an asset the platform refuses)
         self.row_writes = 0
-        self._ids = 0
+        self.last_id = first_id
 
     def next_id(self) -> int:
-        self._ids += 1
-        return self._ids
+        self.last_id += 1
+        return self.last_id
 
     def add_asset(self, uid: str, *, figi: str | None = None, custom: bool = False, **snap: Any) -> dict:
         with self.lock:
@@ -241,9 +245,10 @@ class PlatformState:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes requests to ``PlatformState``; one instance per request."""
+    """Routes requests to ``PlatformState``; one instance per connection (kept alive across requests)."""
 
     server: _Server
+    state: PlatformState  # the server's state when the current request came in
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -265,7 +270,7 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
-        state = self.server.state
+        state = self.state = self.server.state
         parts = urlsplit(self.path)
         path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
@@ -283,6 +288,7 @@ class Handler(BaseHTTPRequestHandler):
             state.log.append(entry)
         if fault is not None:
             if fault.delay:
+                entry["delayed"] = fault.delay  # marked now: the client may give up before the answer
                 time.sleep(fault.delay)
             if fault.drop:
                 entry["status"] = "dropped"
@@ -302,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, payload)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
-        state = self.server.state
+        state = self.state
         with state.lock:
             for fault in state.faults:
                 if fault.count > 0 and fault.path in path and (not fault.method or fault.method == method):
@@ -321,16 +327,15 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _control(self, method: str, path: str, body: dict[str, Any]) -> None:
-        state = self.server.state
+        state = self.state
         with state.lock:
             if path == "/_control/log":
                 self._send(200, state.log)
             elif path == "/_control/fault" and method == "POST":
                 state.faults.append(Fault(**body))
                 self._send(200, {"ok": True})
-            elif path == "/_control/clear":
-                state.faults.clear()
-                state.log.clear()
+            elif path == "/_control/reset" and method == "POST":
+                self.server.reset()
                 self._send(200, {"ok": True})
             elif path == "/_control/invalid_figi" and method == "POST":
                 state.invalid_figis.add(body["figi"])
@@ -343,7 +348,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- routing ------------------------------------------------------------------------------
 
     def _route(self, method: str, path: str, query: dict, body: Any, entry: dict) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         if not path.startswith(API):
             return 404, {"detail": "not found"}
         path = path[len(API) :]
@@ -363,7 +368,7 @@ class Handler(BaseHTTPRequestHandler):
         return 404, {"detail": f"no route {method} {path}"}
 
     def _assets(self, method: str, path: str, query: dict, body: Any) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         if path == "/assets/asset/query/" and method == "POST":
             wanted = [u for u in str(body.get("unique_identifier__in", "")).split(",") if u]
             found = [state.assets[u] for u in wanted if u in state.assets]
@@ -400,10 +405,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _custom(self, item: dict[str, Any]) -> dict[str, Any]:
         snap = item.get("snapshot") or {}
-        return self.server.state.add_asset(item["unique_identifier"], custom=True, **snap)
+        return self.state.add_asset(item["unique_identifier"], custom=True, **snap)
 
     def _ts_manager(self, method: str, path: str, query: dict, body: Any, entry: dict) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         if path == "/local_time_serie/" and method == "GET":
             found = [
                 state.update_json(i)
@@ -487,7 +492,7 @@ class Handler(BaseHTTPRequestHandler):
         return 404, {"detail": f"no ts_manager route {method} {path}"}
 
     def _table_get_or_create(self, body: dict[str, Any]) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         for table_id, table in state.tables.items():
             if table["storage_hash"] == body["storage_hash"]:
                 return 200, state.storage_json(table_id)
@@ -520,7 +525,7 @@ class Handler(BaseHTTPRequestHandler):
         return 201, state.storage_json(table_id)
 
     def _update_get_or_create(self, body: dict[str, Any]) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         for update_id, update in state.updates.items():
             if update["update_hash"] == body["update_hash"]:
                 return 200, state.update_json(update_id)
@@ -547,7 +552,7 @@ class Handler(BaseHTTPRequestHandler):
     def _update_action(
         self, update_id: int, action: str, method: str, body: Any, entry: dict
     ) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         update = state.updates[update_id]
         table_id = update["data_node_storage"]
         if action == "" and method == "PATCH":
@@ -624,7 +629,7 @@ class Handler(BaseHTTPRequestHandler):
         return 404, {"detail": f"no local_time_serie action {action}"}
 
     def _table_action(self, table_id: int, action: str, method: str, body: Any) -> tuple[int, Any]:
-        state = self.server.state
+        state = self.state
         table = state.tables[table_id]
         if action == "" and method == "PATCH":
             for key, value in body.items():
@@ -640,7 +645,7 @@ class Handler(BaseHTTPRequestHandler):
         return 404, {"detail": f"no dynamic_table action {action}"}
 
     def _read_rows(self, table_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        state = self.server.state
+        state = self.state
         rows = state.rows.get(table_id, {})
         if state.api >= (3, 20):  # the SDK's own reader sends only the canonical dimension filter
             uids = (body.get("dimension_filters") or {}).get("unique_identifier")
@@ -664,14 +669,44 @@ class Handler(BaseHTTPRequestHandler):
         return {"results": page, "next_offset": nxt}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+HOST = "127.0.0.1"
 
-    def __init__(self, address: tuple[str, int], state: PlatformState) -> None:
+
+class _Server(ThreadingHTTPServer):
+    """The listening socket and the state it serves: the socket lives as long as the fake, the
+    state is replaced by :meth:`reset`."""
+
+    daemon_threads = True
+
+    def __init__(self, state: PlatformState) -> None:
         self.state = state
         self.connections: set[socket.socket] = set()
-        super().__init__(address, Handler)
+        super().__init__((HOST, 0), Handler)
+
+    def server_bind(self) -> None:
+        """Bind a port the kernel picks, but by its number, so the port stays ours while nothing listens.
+
+        Linux gives a port bound as 0 back when its socket stops listening, and keeps one bound by
+        number. A probe asks the kernel for a free port and holds it (both sockets set SO_REUSEPORT,
+        cleared afterwards) until this socket has it: no other socket can take it in between.
+        SO_REUSEADDR lets the socket listen again beside the connections it closed (in TIME_WAIT).
+        """
+        with socket.socket(self.address_family, self.socket_type) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind((HOST, 0))
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            self.socket.bind(probe.getsockname())
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        self.server_address = self.socket.getsockname()
+        self.server_name, self.server_port = HOST, self.server_address[1]
+
+    def reset(self) -> None:
+        """Fresh state (assets, tables, rows, log, faults, everything); ids go on from the old state's,
+        so a reference kept from before the reset is answered 404, never by another object."""
+        old = self.state
+        with old.lock:
+            self.state = PlatformState(project_id=old.project_id, api=old.api, first_id=old.last_id)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         self.connections.add(request)
@@ -681,12 +716,12 @@ class _Server(ThreadingHTTPServer):
             self.connections.discard(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that gave up (timeouts, dropped-connection faults) are expected here, not errors."""
+        """Clients that gave up (timeouts, dropped-connection faults, outages) are expected, not errors."""
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
-        """Close kept-alive client connections too, so a stopped server really answers nothing."""
+        """Close kept-alive client connections too, so a server that is down really answers nothing."""
         for conn in list(self.connections):
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
@@ -694,33 +729,91 @@ class _Server(ThreadingHTTPServer):
 
 
 class PlatformServer:
-    """The fake platform on 127.0.0.1, served from a background thread; stop/start keeps state."""
+    """The fake platform on 127.0.0.1, served from a background thread.
 
-    def __init__(self, port: int = 0, project_id: int = 1, api: tuple[int, int] | None = None) -> None:
-        self.state = PlatformState(project_id=project_id, api=api)
-        self.port = port
-        self._server: _Server | None = None
+    It keeps one address (a port the kernel picked) from construction to :meth:`stop`, so a
+    client configured with :attr:`url` always reaches it. :meth:`take_down` and :meth:`bring_up`
+    simulate an outage on that address, and :meth:`reset` gives it fresh state.
+    """
+
+    def __init__(self, project_id: int = 1, api: tuple[int, int] | None = None) -> None:
+        self._server = _Server(PlatformState(project_id=project_id, api=api))
         self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def state(self) -> PlatformState:
+        """The current state (a new object after :meth:`reset`)."""
+        return self._server.state
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def is_down(self) -> bool:
+        return self._thread is None
 
     def start(self) -> PlatformServer:
-        self._server = _Server(("127.0.0.1", self.port), self.state)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="platform-server", daemon=True
-        )
-        self._thread.start()
+        """Serve requests (the socket already listens; connections made before are answered now)."""
+        if self._stopped:
+            raise RuntimeError("a stopped fake platform gave its port up; make a new one")
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="platform-server"
+            )
+            self._thread.daemon = True
+            self._thread.start()
         return self
 
+    def take_down(self) -> None:
+        """An outage on the same address: new connections are refused, open ones are closed.
+
+        The socket stops listening but stays bound (see :meth:`_Server.server_bind`), which is
+        what a client sees of a platform that is not running, and no one else can take the port.
+        """
+        if self._stopped or self._thread is None:
+            return
+        self._server.socket.shutdown(socket.SHUT_RD)  # on Linux: no longer listening, still bound
+        self._server.shutdown()
+        self._thread.join()
+        self._thread = None
+        self._server.drop_connections()
+        with socket.socket() as probe:
+            try:
+                probe.connect(self._server.server_address)
+            except ConnectionRefusedError:
+                return
+        raise RuntimeError(f"{self.url} still accepts connections after take_down()")
+
+    def bring_up(self) -> None:
+        """The end of an outage: listen again on the same address and serve."""
+        if self._stopped:
+            raise RuntimeError("a stopped fake platform gave its port up; make a new one")
+        if self._thread is None:
+            self._server.socket.listen(self._server.request_queue_size)
+            self.start()
+
+    def reset(self) -> None:
+        """Fresh state for the next test, and up again if a test left it down."""
+        self._server.reset()
+        self.bring_up()
+
     def stop(self) -> None:
-        if self._server is not None:
+        """Close for good: the port is given up, so this object is never started again."""
+        if self._stopped:
+            return
+        if self._thread is not None:
             self._server.shutdown()
-            self._server.server_close()
-            self._server.drop_connections()
-            self._server = None
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+        self._server.drop_connections()
+        self._stopped = True
 
     def fault(self, path: str, **kwargs: Any) -> Fault:
         fault = Fault(path=path, **kwargs)
@@ -735,10 +828,9 @@ class PlatformServer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--project-id", type=int, default=1)
     args = parser.parse_args()
-    server = PlatformServer(port=args.port, project_id=args.project_id).start()
+    server = PlatformServer(project_id=args.project_id).start()
     print(f"listening on {server.url}", flush=True)
     try:
         threading.Event().wait()

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from conftest import AAPL_FIGI, AAPL_SAMPLE, MASTER_SAMPLE, Sandbox
+from helpers_daemon import FAST_CONFIG, Daemon
 from platform_server import PlatformServer
 
 MSFT_FIGI = "BBG000BPH459"
 HEADER = AAPL_SAMPLE.read_text().splitlines()[0]
 TOKEN = "e2e-secret-token-do-not-log"
 COMPARED = ("open", "high", "low", "close", "volume", "secid", "ticker", "tradedate", "cumulativepricefactor")
+FAST_RETRIES = (
+    "[mainsequence]\nretry_attempts = 2\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.1\n"
+    "retry_total_seconds = 1.0\n"
+)
 
 
 @pytest.fixture
 def server() -> Iterator[PlatformServer]:
+    """A fake platform of this test's own: fresh state, its own port."""
     platform = PlatformServer().start()
     yield platform
     platform.stop()
@@ -125,17 +134,11 @@ def test_outage_keeps_files_queued_and_the_backlog_drains(tmp_path: Path, server
 
 def write_fast_retry_config(tmp_path: Path) -> Path:
     path = tmp_path / "fast.toml"
-    path.write_text(
-        "[mainsequence]\nretry_attempts = 2\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.1\n"
-        "retry_total_seconds = 1.0\n"
-    )
+    path.write_text(FAST_RETRIES)
     return path
 
 
 def _get(url: str) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
@@ -148,68 +151,54 @@ def _get(url: str) -> tuple[int, str]:
 def test_readyz_and_health_notice_a_platform_outage_by_a_live_check(
     tmp_path: Path, server: PlatformServer
 ) -> None:
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import time
-
     box = Sandbox(tmp_path, tmp_path / "drop", tmp_path / "state")
     deliver(box, ["20240102"])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = tmp_path / "fast.toml"
+    # metrics on a port the kernel picks (the daemon logs it); the platform's outage on its own address
+    daemon = Daemon(box, **platform_env(server), ALGOSEEK_SYNC_METRICS_LISTEN="127.0.0.1:0")
+    config = box.root / "fast.toml"  # the daemon's config: its quick polling, short health bounds and retries
     config.write_text(
-        "[watch]\npoll_interval_seconds = 0.2\n[health]\nbackend_check_seconds = 0.5\nbackend_seconds = 2.0\n"
-        "[mainsequence]\nretry_attempts = 2\nretry_initial_seconds = 0.05\nretry_max_seconds = 0.1\n"
-        "retry_total_seconds = 1.0\n"
-    )
-    env = box.env(
-        **platform_env(server),
-        ALGOSEEK_SYNC_CONFIG=str(config),
-        ALGOSEEK_SYNC_METRICS_LISTEN=f"127.0.0.1:{port}",
+        FAST_CONFIG + "[health]\nbackend_check_seconds = 0.5\nbackend_seconds = 2.0\n" + FAST_RETRIES
     )
     same = {**platform_env(server), "ALGOSEEK_SYNC_CONFIG": str(config)}  # the daemon's health bounds
-    log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen([sys.executable, "-m", "algoseek_sync", "run"], env=env, stderr=log)
-
     verdicts: list[str] = []
 
-    def wait(cond, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    def wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while not cond():
-            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log()[-3000:]
             assert time.monotonic() < deadline, f"timed out waiting for {what} ({verdicts[-2:]})"
             time.sleep(0.2)
 
+    daemon.start()
     try:
-        ready = f"http://127.0.0.1:{port}/readyz"
+        base = daemon.metrics_url()
+        ready = f"{base}/readyz"
         wait(lambda: _get(ready)[0] == 200, "ready")
-        server.stop()
-        wait(
-            lambda: _get(ready)[0] == 503 and "backend unreachable" in _get(ready)[1], "/readyz to notice", 20
-        )
+        server.take_down()
+        wait(lambda: _get(ready)[0] == 503 and "backend unreachable" in _get(ready)[1], "/readyz to notice")
 
-        def degraded() -> bool:
-            verdicts.append(box.cli("status", "--health", check=False, **same).out)
-            return verdicts[-1].startswith("degraded")
+        def health_says(state: str) -> Callable[[], bool]:
+            def says() -> bool:
+                verdicts.append(box.cli("status", "--health", check=False, **same).out)
+                return verdicts[-1].split(":")[0].strip() == state
 
-        wait(degraded, "status --health to say degraded", 20)
+            return says
+
+        wait(health_says("degraded"), "status --health to say degraded")
         health = box.cli("status", "--health", check=False, **same)
         assert (
             health.code == 1
             and "backend unreachable for" in health.out
             and "connection refused" in health.out
         )
-        assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200  # alive: an outage is no reason to restart
-        server.start()
-        wait(lambda: _get(ready)[0] == 200, "ready again", 30)
-        assert box.cli("status", "--health", **same).out.strip() == "healthy"
+        assert _get(f"{base}/healthz")[0] == 200  # alive: an outage is no reason to restart
+        server.bring_up()
+        wait(lambda: _get(ready)[0] == 200, "ready again")
+        # status --health reads the facts the daemon last wrote to its state database: it may lag /readyz
+        wait(health_says("healthy"), "status --health to say healthy again")
+        assert box.cli("status", "--health", **same).out.strip() == "healthy"  # and exit code 0
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(timeout=20)
-        log.close()
+        code = daemon.stop(timeout=20)
     assert code == 0
 
 

@@ -133,15 +133,15 @@ def test_two_minute_outage_mid_drop(tmp_path: Path) -> None:
         time.sleep(60)
         t_refused = time.monotonic()
         during_503 = requests_between(server, t503, t_refused)
-        # outage part 2: nothing listens
-        server.stop()
+        # outage part 2: nothing listens (connections refused), on the address the daemon knows
+        server.take_down()
         for path in second[10:]:
             shutil.copyfile(path, box.drop / path.name)
         time.sleep(60)
         assert daemon.proc is not None and daemon.proc.poll() is None, daemon.log()[-3000:]
         done_during = newest_done(daemon.db)
         server.clear_faults()
-        server.start()
+        server.bring_up()
         recovered = time.monotonic()
         wait_for(lambda: newest_done(daemon.db) == 41, 420, "every file after the outage")
         landed_after = time.monotonic() - recovered
