@@ -14,13 +14,15 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from algoseek_sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 CONFIG_ENV = "ALGOSEEK_SYNC_CONFIG"
 
@@ -268,7 +270,12 @@ def _error(
 
 
 def parse_expected_by(text: str) -> tuple[dt.time, ZoneInfo] | None:
-    """``"20:00 America/New_York"`` → (20:00, zone); empty → None (late deliveries not checked)."""
+    """``"20:00 America/New_York"`` → (20:00, zone); empty → None (late deliveries not checked).
+
+    zoneinfo is imported here, not at the top: every CLI start imports this module, few need a zone.
+    """
+    from zoneinfo import ZoneInfo
+
     if not text.strip():
         return None
     clock, _, zone = text.strip().partition(" ")
