@@ -176,15 +176,19 @@ class Daemon:
                         records.append(record)
         return records
 
+    def _running(self) -> None:
+        """Fail at once, with its log, when the daemon a wait is for has exited."""
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+
     def metrics_url(self, timeout: float = 60.0) -> str:
         """``http://host:port`` of the metrics listener, from its log line: started with
         ``metrics.listen = "127.0.0.1:0"`` the daemon binds a port the kernel picks, so no
         other process can take it between choosing and binding."""
 
         def listening() -> list[dict]:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            self._running()
             return self.events("metrics_listening")
 
         wait_for(listening, timeout, "the metrics listener")
@@ -192,9 +196,7 @@ class Daemon:
 
     def wait_ready(self, timeout: float = 60.0) -> Daemon:
         def ready() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            self._running()
             return '"daemon_ready"' in self.log()
 
         wait_for(ready, timeout, "the daemon to be ready")
