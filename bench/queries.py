@@ -1,10 +1,12 @@
 """Benchmark 9, queries: one SecId's whole history and every SecId on one date, at 10 M stored rows.
 
-Why: reads must stay interactive however much history the store holds (goal: both well
-under a second), in-process (``LocalBackend``) and through the ``bars`` command as a whole
-process. The drop (10,000 SecIds x 1,000 days) and its backfilled state are large, so both
-are cached in ``bench/work/cache``: the drop by its spec, the state by its spec and the
-store's code (a change there backfills again; the queries only read it).
+Why: reads must stay interactive however much history the store holds, in-process
+(``LocalBackend``) and through the ``bars`` command as a whole process. Goals: a history well
+under a second; a cross-section (every SecId on one date) within 50 ms in process, read from
+its day block (store/days.py), and within a second as a whole CLI process. The drop (10,000
+SecIds x 1,000 days) and its backfilled state are large, so both are cached in
+``bench/work/cache``: the drop by its spec, the state by its spec and the store's code (a
+change there backfills again; the queries only read it).
 """
 
 from __future__ import annotations
@@ -114,16 +116,34 @@ def bench_queries(ctx: Context) -> list[Result]:
     for kind in kinds:
         if not rows[kind] or rows[kind] != rows[f"{kind} cli"]:
             raise RuntimeError(f"{kind}: {rows[kind]} rows in-process, {rows[f'{kind} cli']} from the CLI")
-    out = query_results(spec, walls, rows, (secid, day))
+    out = query_results(spec, walls, rows, (secid, day), day_source(state, day))
     out.append(ingest_result(spec, ingest, built))  # ingest: the cache marker's record
     for result, (query, _) in zip(out, kinds.values(), strict=False):
-        if result.median is not None and result.median > 0.5:  # not "well under a second": show why
+        if result.met is False:  # show where the time goes
             result.extra["profile"] = profile_top(query, limit=20)[1]
     return out
 
 
+def day_source(state: Path, day: str) -> str:
+    """Where ``read_day`` takes the date's rows from: its day block, or the chunks (period not clean)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT clean FROM bar_day_periods p JOIN datasets d ON d.id = p.dataset"
+            " WHERE d.name = ? AND p.period = ?",
+            (DATASET, int(day.replace("-", "")[:6])),
+        ).fetchone()
+    except sqlite3.OperationalError:  # a store without day blocks
+        row = None
+    finally:
+        conn.close()
+    return "its day block" if row is not None and row[0] == 1 else "the chunks (no clean day block)"
+
+
 def query_results(
-    spec: DropSpec, walls: dict[str, list[float]], rows: dict[str, int], where: tuple[int, str]
+    spec: DropSpec, walls: dict[str, list[float]], rows: dict[str, int], where: tuple[int, str], source: str
 ) -> list[Result]:
     secid, day = where
     size = f"{spec.secids:,} SecIds x {spec.days:,} days"
@@ -135,18 +155,18 @@ def query_results(
     }
     how = {
         "history": "LocalBackend.read_bars(BarQuery(dataset, uids)) incl. opening the database",
-        "day": "LocalBackend.read_day(dataset, day) incl. opening the database",
+        "day": f"LocalBackend.read_day(dataset, day) incl. opening the database; read from {source}",
         "history cli": "interpreter start-up included",
-        "day cli": "interpreter start-up included",
+        "day cli": f"interpreter start-up included; read from {source}",
     }
+    goals = {"history": (1, "≤ 1 s (well under)"), "day": (0.05, "≤ 50 ms"), "day cli": (1, "≤ 1 s")}
     return [
         Result.bounded(
             "9 queries",
             labels[kind],
             median(walls[kind]),
             "s",
-            1,
-            "≤ 1 s (well under)",
+            *goals.get(kind, goals["history"]),
             samples=walls[kind],
             notes=f"{how[kind]}; {rows[kind]:,} rows out; median of {len(walls[kind])}",
         )
@@ -164,5 +184,6 @@ def ingest_result(spec: DropSpec, built: dict, now: bool) -> Result:
         f"backfill of the query drop ({rows:,} rows), checks off",
         seconds,
         "s",
-        notes=f"{rate}`run --once` as a process, built by {when}. {built.get('note', '')}".strip(),
+        notes=f"{rate}`run --once` as a process (its end builds the day blocks of cross-sections), built by"
+        f" {when}. {built.get('note', '')}".strip(),
     )

@@ -1,11 +1,13 @@
 """Benchmark 8, store size: bytes per stored row of the chunked store vs release 0.1's ``bars`` table.
 
-Why: the store keeps each SecId's bars once, in zstd chunks per (dataset, SecId, month);
+Why: the store keeps each SecId's bars in zstd chunks per (dataset, SecId, month), and a
+second, date-major copy in day blocks that make cross-sections fast (store/days.py);
 release 0.1 kept one SQLite row per (FIGI, day), copied to every FIGI of the SecId. The
 goal is at most half the old bytes per row. Both are measured on the same rows: the state
-database of the backfill benchmark (the whole file, ledger and master included, after a
-WAL checkpoint), and a scratch database holding only 0.1's table and index, filled with
-the rows read back from that store.
+database of the backfill benchmark (the whole file, ledger, master and day blocks included,
+after a WAL checkpoint), and a scratch database holding only 0.1's table and index, filled
+with the rows read back from that store. The day blocks' own share is reported, and the time
+to rebuild them all from the chunks (what the backfill's ``run --once`` does at its end).
 """
 
 from __future__ import annotations
@@ -170,11 +172,50 @@ def stored(state_db: Path, uids: dict[int, list[str]]) -> tuple[int, int, int, i
     return chunks, rows, days, visible
 
 
+def day_block_bytes(state_db: Path) -> tuple[int, int, int]:
+    """(bytes of the day blocks' blobs, day blocks, periods not clean) of the store."""
+    conn = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True)
+    try:
+        size, blocks = conn.execute(
+            "SELECT coalesce(sum(length(data) + length(secids)), 0), count(*) FROM bar_days"
+        ).fetchone()
+        dirty = conn.execute("SELECT count(*) FROM bar_day_periods WHERE clean = 0").fetchone()[0]
+    finally:
+        conn.close()
+    return size, blocks, dirty
+
+
+def rebuild_days(state_db: Path) -> tuple[float, int]:
+    """(seconds, periods) to rebuild every day block from the chunks, on a scratch copy of the store."""
+    from algoseek_sync.backends.local import LocalBackend
+    from algoseek_sync.state.database import Database
+
+    scratch = fresh(RUN / "store-days") / "state.db"
+    source = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True)
+    target = sqlite3.connect(scratch)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    db = Database(scratch)
+    try:
+        with db.transaction():
+            db.execute("UPDATE bar_day_periods SET clean = 0")
+        with timer() as t:
+            periods = LocalBackend(db).refresh_cross_sections()
+    finally:
+        db.close()
+    return t.wall, periods
+
+
 def bench_store(ctx: Context) -> list[Result]:
     spec = ctx.backfill_spec()
     _, state = ctx.backfill_state()
     state_db = state / "state.db"
     new_bytes = checkpointed_size(state_db)
+    days = day_block_bytes(state_db)
+    rebuild = rebuild_days(state_db)
     uids = identifiers(spec)
     chunks, rows, secid_days, visible = stored(state_db, uids)
     scratch = fresh(RUN / "store") / "layout-1.db"
@@ -186,7 +227,33 @@ def bench_store(ctx: Context) -> list[Result]:
     )
     if old_rows != visible:
         raise RuntimeError(f"layout 1 holds {old_rows:,} rows, the store shows {visible:,} FIGI rows")
-    return store_results(spec, new_bytes, (chunks, rows, secid_days, visible), old_bytes, old_rows)
+    results = store_results(spec, new_bytes, (chunks, rows, secid_days, visible), old_bytes, old_rows)
+    return [*results, *day_results(days, rebuild, rows)]
+
+
+def day_results(days: tuple[int, int, int], rebuild: tuple[float, int], rows: int) -> list[Result]:
+    size, blocks, dirty = days
+    seconds, periods = rebuild
+    return [
+        Result(
+            "8 store size",
+            "day blocks (cross-sections): bytes per stored row",
+            size / rows,
+            "B",
+            notes=f"{size / 1e6:.1f} MB in {blocks:,} day blocks, part of the whole file above (a second,"
+            f" date-major copy of each row); {dirty} period(s) not clean after the backfill",
+            readme=True,
+        ),
+        Result(
+            "8 store size",
+            "rebuild of every day block from the chunks",
+            seconds,
+            "s",
+            notes=f"{periods} months, in process, on a copy of the backfilled store: what `run --once` adds at"
+            " its end after a backfill (each month is rebuilt once, not patched batch after batch)",
+            readme=True,
+        ),
+    ]
 
 
 def store_results(

@@ -1,13 +1,18 @@
-"""The container image: built from the repository's Dockerfile with podman, then started.
+"""The container images, one per Main Sequence SDK line: built from the repository's Dockerfile
+with podman (its build args PYTHON_VERSION and SDK_EXTRA pick the line), then started.
+
+* the 3.x line: Python 3.11 (Debian bookworm), the ``mainsequence3`` extra (SDK 3.21);
+* today's line: Python 3.13 (Debian trixie), the ``mainsequence`` extra (SDK 9.x, MetaTables and
+  ms-markets); in the started image the backend selection must choose the 9.x adapter.
 
 Offline, like an air-gapped build farm: the dependencies come from a wheelhouse (``make
-wheelhouse``, cached per dependency set), so pip runs with ``--no-index``; the base image is
-``python:3.11-slim`` when an image registry answers, otherwise a Debian bookworm made with
-``debootstrap --variant=minbase --include=...,tini`` and ``podman import`` (cached). When the
-base image has ``tini`` (the debootstrap one does) the build runs in a network namespace of its
-own with no interface but loopback (``unshare --net`` and ``--network none``), which proves it
-needs no network; ``python:3.11-slim`` has no ``tini``, so its runtime stage takes it from the
-Debian mirror and that build is left its network (the test says which it did).
+wheelhouse`` or ``make wheelhouse-sdk9``, cached per dependency set), so pip runs with
+``--no-index``; the base image is ``python:3.x-slim`` when an image registry answers, otherwise a
+Debian of that Python made with ``debootstrap --variant=minbase --include=...,tini`` and ``podman
+import`` (cached). When the base image has ``tini`` (the debootstrap one does) the build runs in a
+network namespace of its own with no interface but loopback (``unshare --net`` and ``--network
+none``), which proves it needs no network; ``python:3.x-slim`` has no ``tini``, so its runtime
+stage takes it from the Debian mirror and that build is left its network (the test says which).
 
 Podman's layer cache keeps the build fast: the project layer is rebuilt on every run (a fresh
 ``SOURCE_REVISION``), the layers below it are reused. Every name a run makes is its own
@@ -49,6 +54,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -62,9 +68,7 @@ AAPL_ROWS = 3342
 IMAGE_UID = 10001
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "algoseek-sync"
-REGISTRY_IMAGE = "docker.io/library/python:3.11-slim"
 REGISTRY_PROBE = "https://registry-1.docker.io/v2/"
-DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # tini in the base image: the Dockerfile then has nothing to fetch from the Debian mirror
 BASE_PACKAGES = ("python3", "python3-venv", "python-is-python3", "ca-certificates", "tini")
@@ -78,6 +82,49 @@ STOP_TIMEOUT = 20  # seconds: the README's `--stop-timeout 20`; a container stil
 CHROOT_METRICS = "127.0.0.1:0"  # the host's network: a port the kernel picks free, never a busy 9108
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
 TOOLS = ("podman", "debootstrap", "chroot", "mount", "umount", "tar", "make", "unshare")
+
+
+@dataclass(frozen=True)
+class Line:
+    """One SDK line's image: the Dockerfile's build args, where its base and wheels come from, and
+    what the started image must choose (``platform_adapter().line``) and import."""
+
+    name: str
+    python: str  # PYTHON_VERSION
+    extra: str  # SDK_EXTRA
+    suite: str  # the Debian suite whose python3 is that Python
+    wheelhouse: str  # the make target
+    adapter: str  # the line `platform_adapter()` must choose in the started image
+    modules: tuple[str, ...]  # what must import there: the SDK's packages and its PostgreSQL driver
+    image_env: str  # names an image to use instead (or `local`: the debootstrap one)
+
+    @property
+    def registry_image(self) -> str:
+        return f"docker.io/library/python:{self.python}-slim"
+
+
+LINES = (
+    Line(
+        "sdk3",
+        "3.11",
+        "mainsequence3",
+        "bookworm",
+        "wheelhouse",
+        "3.x",
+        ("mainsequence",),
+        "ALGOSEEK_SYNC_TEST_PYTHON_IMAGE",
+    ),
+    Line(
+        "sdk9",
+        "3.13",
+        "mainsequence",
+        "trixie",
+        "wheelhouse-sdk9",
+        "9.x",
+        ("mainsequence", "metatables", "msm", "psycopg2"),
+        "ALGOSEEK_SYNC_TEST_PYTHON313_IMAGE",
+    ),
+)
 
 
 def sh(
@@ -133,7 +180,7 @@ def has_tini(image: str) -> bool:
         sh(["podman", "image", "unmount", image], check=False)
 
 
-def cache_anchors(base: str, wheels: Path) -> tuple[str, str]:
+def cache_anchors(base: str, wheels: Path, line: Line) -> tuple[str, str]:
     """The names that keep the reusable layers (runtime image, build stage) of builds from these inputs.
 
     Keyed by what those layers are made of, so runs of other checkouts or revisions use names of
@@ -141,6 +188,8 @@ def cache_anchors(base: str, wheels: Path) -> tuple[str, str]:
     """
     key = digest(
         image_id(base),
+        line.python,
+        line.extra,
         (REPO / "Dockerfile").read_text(),
         (REPO / "pyproject.toml").read_text(),
         sorted(wheel.name for wheel in wheels.glob("*.whl")),
@@ -168,18 +217,19 @@ def unmount_below(root: Path) -> None:
         sh(["umount", "-l", point], check=False)
 
 
-def local_base_image() -> tuple[str, str]:
-    """Debian bookworm with Python 3.11 from debootstrap, imported into podman; cached twice over."""
-    key = digest(DEBIAN_SUITE, DEBIAN_MIRROR, "minbase", BASE_PACKAGES, BASE_CONFIG)
-    tag = f"localhost/algoseek-sync-base:{DEBIAN_SUITE}-{key[:12]}"
+def local_base_image(suite: str) -> tuple[str, str]:
+    """The Debian suite (bookworm: Python 3.11, trixie: 3.13) from debootstrap, imported into podman;
+    cached twice over."""
+    key = digest(suite, DEBIAN_MIRROR, "minbase", BASE_PACKAGES, BASE_CONFIG)
+    tag = f"localhost/algoseek-sync-base:{suite}-{key[:12]}"
     if image_exists(tag):
         return tag, f"{tag} (cached)"
     cache = CACHE / "base"
     cache.mkdir(parents=True, exist_ok=True)
-    tarball = cache / f"{DEBIAN_SUITE}-minbase-{key}.tar"
+    tarball = cache / f"{suite}-minbase-{key}.tar"
     note = "cached tarball, imported"
     if not tarball.exists():
-        for old in cache.glob(f"{DEBIAN_SUITE}-minbase-*.tar"):
+        for old in cache.glob(f"{suite}-minbase-*.tar"):
             old.unlink()
         target = cache / f"rootfs-{key}"
         if target.exists():
@@ -191,7 +241,7 @@ def local_base_image() -> tuple[str, str]:
                 "debootstrap",
                 "--variant=minbase",
                 f"--include={','.join(BASE_PACKAGES)}",
-                DEBIAN_SUITE,
+                suite,
                 target,
                 DEBIAN_MIRROR,
             ],
@@ -213,31 +263,32 @@ def local_base_image() -> tuple[str, str]:
     return tag, f"{tag} ({note})"
 
 
-def python_image() -> tuple[str, str]:
-    """``ALGOSEEK_SYNC_TEST_PYTHON_IMAGE`` (an image, or ``local``), else the registry's, else local."""
-    chosen = os.environ.get("ALGOSEEK_SYNC_TEST_PYTHON_IMAGE", "")
+def python_image(line: Line) -> tuple[str, str]:
+    """The line's ``image_env`` variable (an image, or ``local``), else the registry's, else local."""
+    chosen = os.environ.get(line.image_env, "")
     if chosen and chosen != "local":
-        return chosen, f"{chosen} (ALGOSEEK_SYNC_TEST_PYTHON_IMAGE)"
+        return chosen, f"{chosen} ({line.image_env})"
     if not chosen:
-        if image_exists(REGISTRY_IMAGE):
-            return REGISTRY_IMAGE, f"{REGISTRY_IMAGE} (cached)"
+        if image_exists(line.registry_image):
+            return line.registry_image, f"{line.registry_image} (cached)"
         if registry_reachable():
-            pulled = sh(["podman", "pull", "--quiet", REGISTRY_IMAGE], check=False, timeout=900)
+            pulled = sh(["podman", "pull", "--quiet", line.registry_image], check=False, timeout=900)
             if pulled.returncode == 0:
-                return REGISTRY_IMAGE, f"{REGISTRY_IMAGE} (pulled)"
-    return local_base_image()
+                return line.registry_image, f"{line.registry_image} (pulled)"
+    return local_base_image(line.suite)
 
 
 # -- the wheelhouse and the build context ------------------------------------------------------
 
 
-def wheelhouse() -> tuple[Path, str]:
-    """``make wheelhouse`` into the cache, keyed by the dependencies, the recipe and the version locks."""
+def wheelhouse(line: Line) -> tuple[Path, str]:
+    """The line's ``make wheelhouse`` into the cache, keyed by the dependencies, the recipe and the locks."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    recipe = [line for line in (REPO / "Makefile").read_text().splitlines() if "WHEEL" in line]
+    recipe = [text for text in (REPO / "Makefile").read_text().splitlines() if "WHEEL" in text]
     locks = sorted((p.name, p.read_text()) for p in (REPO / "constraints").glob("*.txt"))
-    key = digest(project["project"]["dependencies"], project["build-system"]["requires"], recipe, locks)
-    home = CACHE / "wheelhouse"
+    needs = project["project"]["dependencies"] + project["project"]["optional-dependencies"][line.extra]
+    key = digest(needs, project["build-system"]["requires"], recipe, locks)
+    home = CACHE / f"wheelhouse-{line.name}"  # apart from other lines and from older layouts
     target = home / key
     if any(target.glob("*.whl")):
         return target, f"{sum(1 for _ in target.glob('*.whl'))} wheels (cached)"
@@ -254,7 +305,7 @@ def wheelhouse() -> tuple[Path, str]:
             REPO,
             "-o",
             ".venv/.installed",  # the test's own environment runs pip; never rebuild the venv here
-            "wheelhouse",
+            line.wheelhouse,
             f"WHEELS={partial}",
             f"BIN={Path(sys.executable).parent}",
         ],
@@ -270,7 +321,7 @@ def ignored(directory: str, names: list[str]) -> set[str]:
     """What a clean clone does not have (the wheelhouse is added from the cache)."""
     skip = {".git", ".venv", "venv", "var", "build", "dist", "wheels", "__pycache__"}
     skip |= {".pytest_cache", ".ruff_cache", ".mypy_cache"}
-    out = {n for n in names if n in skip or n.endswith(".egg-info")}
+    out = {n for n in names if n in skip or n.startswith(".venv") or n.endswith(".egg-info")}
     if Path(directory) == REPO / "bench":
         out.add("work")
     return out
@@ -506,9 +557,24 @@ def rows_written(exposition: str) -> float:
     return -1.0
 
 
+SDK_CHECK = (
+    "import importlib, json, sys\n"
+    "from algoseek_sync.backends import installed_versions, platform_adapter\n"
+    "adapter = platform_adapter()\n"
+    "getattr(importlib.import_module(adapter.module), adapter.cls)\n"
+    "for name in sys.argv[1:]:\n"
+    "    importlib.import_module(name)\n"
+    "print(json.dumps({'line': adapter.line, 'versions': installed_versions()}))"
+)
+
+
 @pytest.mark.timeout(3600)
+@pytest.mark.parametrize("line", LINES, ids=[line.name for line in LINES])
 def test_image_builds_offline_starts_ingests_and_stops(
-    tmp_path: Path, capsys: pytest.CaptureFixture, record_testsuite_property: Callable[[str, object], None]
+    line: Line,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    record_testsuite_property: Callable[[str, object], None],
 ) -> None:
     missing = [tool for tool in TOOLS if shutil.which(tool, path=SBIN) is None]
     assert not missing, f"missing host tools {missing}: `make container-tools` installs them"
@@ -516,11 +582,11 @@ def test_image_builds_offline_starts_ingests_and_stops(
     begun = time.monotonic()
 
     with cache_lock():
-        base, base_note = python_image()
-        wheels, wheels_note = wheelhouse()
+        base, base_note = python_image(line)
+        wheels, wheels_note = wheelhouse(line)
         # the wheels are linked into this run's context before another run could replace them
         context = build_context(tmp_path / "context", wheels)
-        anchors = cache_anchors(base, wheels)
+        anchors = cache_anchors(base, wheels, line)
     timings["caches"] = time.monotonic() - begun
     offline = has_tini(base)
     probe = sh(["podman", "run", "--rm", "--network", "none", base, "true"], check=False, timeout=300)
@@ -542,6 +608,10 @@ def test_image_builds_offline_starts_ingests_and_stops(
         *(["--network", "none"] if offline and runtime_ok else []),
         "--build-arg",
         f"PYTHON_IMAGE={base}",
+        "--build-arg",
+        f"PYTHON_VERSION={line.python}",
+        "--build-arg",
+        f"SDK_EXTRA={line.extra}",
         "--build-arg",
         f"SOURCE_REVISION=test-{run_id}",  # the project layer is rebuilt on every run
         *([] if runtime_ok else ["--isolation", "chroot"]),
@@ -630,7 +700,9 @@ def test_image_builds_offline_starts_ingests_and_stops(
             timings["ready"] = time.monotonic() - started_at
             assert len(rows) == AAPL_ROWS
             stored = {
-                r["tradedate"]: tuple(float(r[c]) for c in ("open", "high", "low", "close", "volume"))
+                r["tradedate"].replace("-", ""): tuple(
+                    float(r[c]) for c in ("open", "high", "low", "close", "volume")
+                )
                 for r in rows
             }
             assert stored == sample_by_day()
@@ -668,6 +740,14 @@ def test_image_builds_offline_starts_ingests_and_stops(
                 lambda: (scrapes[-1].stdout + scrapes[-1].stderr)[-3000:],
             )
             assert rows_written(scrapes[-1].stdout) == AAPL_ROWS
+
+            # -- the platform backend this image is for: its SDK line chosen by version, importable
+            # (HOME=/tmp: the SDK's import writes its config directories there, not into /state)
+            sdk = started.exec("env", "HOME=/tmp", "python", "-c", SDK_CHECK, *line.modules)
+            assert sdk.returncode == 0, sdk.stdout + sdk.stderr
+            chosen = json.loads(sdk.stdout.strip().splitlines()[-1])
+            assert chosen["line"] == line.adapter, chosen
+            sdk_note = f"SDK {chosen['versions']['mainsequence']} -> the {chosen['line']} adapter"
         finally:
             code = started.stop()
         assert code == 0, (
@@ -690,7 +770,8 @@ def test_image_builds_offline_starts_ingests_and_stops(
     total = time.monotonic() - begun
     with capsys.disabled():
         print(
-            f"container test: base {base_note}; wheelhouse {wheels_note}; caches {timings['caches']:.0f} s; "
+            f"container test ({line.name}): base {base_note}; wheelhouse {wheels_note}; {sdk_note}; "
+            f"caches {timings['caches']:.0f} s; "
             f"podman build{'' if runtime_ok else ' --isolation chroot'} {network_note} "
             f"{timings['build']:.0f} s (layers kept by {anchors[0]}); "
             f"started via {'podman run' if runtime_ok else 'chroot, not a container'}; "

@@ -72,17 +72,18 @@ def test_adjusted_series_of_the_real_aapl_sample(sandbox: Sandbox, samples) -> N
         r["tradedate"]: r
         for r in json.loads(sandbox.cli("bars", "--figi", AAPL_FIGI, "--adjusted", "--format", "json").out)
     }
-    last = raw[20200413]
-    for day in (20140606, 20140609, 20190809, 20200413):  # before/at the split, a CashDiv day, the last day
+    last = raw["2020-04-13"]
+    # before and at the split, a CashDiv day, the last day
+    for day in ("2014-06-06", "2014-06-09", "2019-08-09", "2020-04-13"):
         row = raw[day]
         price_ratio = row["cumulativepricefactor"] / last["cumulativepricefactor"]
         volume_ratio = last["cumulativevolumefactor"] / row["cumulativevolumefactor"]
         for column in ("open", "high", "low", "close"):
             assert adjusted[day][column] == row[column] * price_ratio
         assert adjusted[day]["volume"] == row["volume"] * volume_ratio
-    assert adjusted[20200413]["close"] == raw[20200413]["close"]
-    assert raw[20190809]["adjustmentreason"] == "CashDiv"
-    move = adjusted[20140609]["close"] / adjusted[20140606]["close"] - 1
+    assert adjusted["2020-04-13"]["close"] == raw["2020-04-13"]["close"]
+    assert raw["2019-08-09"]["adjustmentreason"] == "CashDiv"
+    move = adjusted["2014-06-09"]["close"] / adjusted["2014-06-06"]["close"] - 1
     assert 0.015 < move < 0.017  # about +1.6 %, where the raw close fell by 85 %
     no_factors = sandbox.cli("bars", "--figi", AAPL_FIGI, "--adjusted", "--dataset", "primary", check=False)
     assert no_factors.code == 2
@@ -134,9 +135,7 @@ def test_columns_and_types_are_the_same_for_every_range(sandbox: Sandbox, sample
     row = json.loads(
         sandbox.cli("bars", "--figi", AAPL_FIGI, "--start", "2020-04-13", "--format", "json").out
     )[0]
-    assert (
-        isinstance(row["volume"], int) and isinstance(row["tradedate"], int) and row["tradedate"] == 20200413
-    )
+    assert isinstance(row["volume"], int) and row["tradedate"] == "2020-04-13"
     assert isinstance(row["close"], float) and row["adjustmentfactor"] is None
     table = sandbox.cli("bars", "--figi", AAPL_FIGI, "--start", "2020-04-13").out.splitlines()
     assert table[0].startswith("trade date") and table[1].startswith("2020-04-13")
@@ -153,7 +152,7 @@ def test_a_layout1_state_database_is_upgraded_in_place(sandbox: Sandbox) -> None
     aapl = csv_rows(sandbox, "--secid", "33449", "--dataset", "standard-adjusted")
     assert len(aapl) == 128  # 64 days, once per FIGI of the SecId, from one stored copy
     assert {r["unique_identifier"] for r in aapl} == {AAPL_FIGI, "BBG000BSWKH7"}
-    split = next(r for r in aapl if r["tradedate"] == "20140609" and r["unique_identifier"] == AAPL_FIGI)
+    split = next(r for r in aapl if r["tradedate"] == "2014-06-09" and r["unique_identifier"] == AAPL_FIGI)
     assert (split["open"], split["close"], split["volume"], split["adjustmentreason"]) == (
         "92.69",
         "93.7",
@@ -162,9 +161,9 @@ def test_a_layout1_state_database_is_upgraded_in_place(sandbox: Sandbox) -> None
     )
     msft = csv_rows(sandbox, "--secid", "39827", "--dataset", "primary")
     assert [(r["tradedate"], r["close"], r["opentime"], r["lowtime"]) for r in msft] == [
-        ("20240102", "372.25", "09:30:00.123", "11:00:00.500"),
-        ("20240103", "373.25", "09:30:00.123", "11:00:00.500"),
-        ("20240104", "374.25", "09:30:00.123", "11:00:00.500"),
+        ("2024-01-02", "372.25", "09:30:00.123", "11:00:00.500"),
+        ("2024-01-03", "373.25", "09:30:00.123", "11:00:00.500"),
+        ("2024-01-04", "374.25", "09:30:00.123", "11:00:00.500"),
     ]
     status = json.loads(sandbox.cli("status", "--json").out)
     assert status["files"]["bars"] == {"done": 2} and status["datasets"]["standard-adjusted"]["rows"] == 64

@@ -312,9 +312,10 @@ def test_text_that_looks_like_a_null_marker_is_kept() -> None:
     assert bars.table["ticker"].to_pylist() == ["NA", "NULL", None]
 
 
-def test_header_only_file_has_no_rows_and_no_notes() -> None:
+def test_header_only_file_has_no_rows_and_one_empty_file_note() -> None:
     bars = _std()
-    assert bars.table.num_rows == 0 and bars.notes == () and bars.secids == []
+    assert bars.table.num_rows == 0 and bars.secids == []
+    assert [(n.kind, n.detail) for n in bars.notes] == [("empty_file", "a header and no rows")]
     assert bars.table.column_names == DATASETS["standard-adjusted"].names
 
 

@@ -125,7 +125,7 @@ def test_master_content_and_fractions(tmp_path: Path) -> None:
     assert any("," in r["Name"] or "," in r["Sector"] for r in rows)
 
 
-@pytest.mark.parametrize("schema", ["primary", "primary-adjusted", "standard"])
+@pytest.mark.parametrize("schema", ["primary", "primary-adjusted", "standard-adjusted"])
 @pytest.mark.parametrize("aggregation", ["secid", "tradedate"])
 def test_headers_exact_and_gz_decompresses(tmp_path: Path, schema: str, aggregation: str) -> None:
     spec = DropSpec(secids=20, days=6, schema=schema, aggregation=aggregation)  # type: ignore[arg-type]
@@ -140,7 +140,7 @@ def test_headers_exact_and_gz_decompresses(tmp_path: Path, schema: str, aggregat
         "ListedMarketHoursTrades,ListedTotalVolume,ListedTotalTrades,FinraMarketHoursVolume,"
         "FinraMarketHoursTrades,FinraTotalVolume,FinraTotalTrades,CumulativePriceFactor,"
         "CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason,MarketVWAP,DailyVWAP",
-        "standard": "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,CumulativePriceFactor,"
+        "standard-adjusted": "SecId,TradeDate,Ticker,Open,High,Low,Close,MarketHoursVolume,CumulativePriceFactor,"
         "CumulativeVolumeFactor,AdjustmentFactor,AdjustmentReason",
     }[schema]
     assert ",".join(BAR_COLUMNS[schema]) == expected
@@ -155,13 +155,13 @@ def test_headers_exact_and_gz_decompresses(tmp_path: Path, schema: str, aggregat
         assert all(len(r) == len(BAR_COLUMNS[schema]) for r in rows)
         total += len(rows)
         parsed = parse_bars(text.encode())  # the daemon reads every row, with nothing to report
-        assert parsed.dataset.name == ("standard-adjusted" if schema == "standard" else schema)
+        assert parsed.dataset.name == schema  # generate --schema takes the dataset names
         assert parsed.table.num_rows == len(rows) and parsed.notes == () and parsed.extra_columns == ()
     assert total == manifest.rows == 120
 
 
 def test_standard_header_matches_real_sample() -> None:
-    assert header_of(AAPL_SAMPLE) == list(BAR_COLUMNS["standard"])
+    assert header_of(AAPL_SAMPLE) == list(BAR_COLUMNS["standard-adjusted"])
 
 
 def test_workers_give_the_same_bytes(tmp_path: Path) -> None:
@@ -280,11 +280,30 @@ def test_unknown_dates_and_secids_are_refused(tmp_path: Path) -> None:
 
 
 def test_cli_prints_summary(tmp_path: Path) -> None:
-    argv = ["generate", str(tmp_path), "--secids", "7", "--days", "4", "--schema", "standard", "--seed", "1"]
-    result = CliRunner().invoke(cli.main, [*argv, "--aggregation", "tradedate", "--compression", "none"])
-    assert result.exit_code == 0, result.output
-    assert result.output == f"wrote 4 bar file(s), 28 row(s) and a master to {tmp_path}\n"
-    assert sorted(p.name for p in tmp_path.iterdir())[-1] == "equity_security_master.csv"
+    argv = [
+        "--secids",
+        "7",
+        "--days",
+        "4",
+        "--seed",
+        "1",
+        "--aggregation",
+        "tradedate",
+        "--compression",
+        "none",
+    ]
+    written = {}
+    for schema in ("standard-adjusted", "standard"):  # the old name of the dataset is still accepted
+        out = tmp_path / schema
+        result = CliRunner().invoke(cli.main, ["generate", str(out), "--schema", schema, *argv])
+        assert result.exit_code == 0, result.output
+        assert result.output == f"wrote 4 bar file(s), 28 row(s) and a master to {out}\n"
+        assert sorted(p.name for p in out.iterdir())[-1] == "equity_security_master.csv"
+        written[schema] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert written["standard"] == written["standard-adjusted"]
+    assert DropSpec(schema="standard").schema == "standard-adjusted"  # type: ignore[arg-type]
+    refused = CliRunner().invoke(cli.main, ["generate", str(tmp_path / "x"), "--schema", "nope"])
+    assert refused.exit_code == 2 and "'primary', 'primary-adjusted', 'standard-adjusted'" in refused.output
 
 
 #: Small drops that take every branch of the generator between them: each schema, both aggregations,
@@ -302,13 +321,18 @@ BRANCHES = {
         open_quirks=0.0,
     ),
     "standard-secid-csv-buckets": DropSpec(
-        secids=40, days=12, seed=52, schema="standard", compression="none", bucket_dirs=True, open_quirks=0.0
+        secids=40,
+        days=12,
+        seed=52,
+        schema="standard-adjusted",
+        compression="none",
+        bucket_dirs=True,
+        open_quirks=0.0,
     ),
     "standard-tradedate-gz-quirks": DropSpec(
-        secids=40, days=12, seed=52, schema="standard", aggregation="tradedate", open_quirks=0.05
+        secids=40, days=12, seed=52, schema="standard-adjusted", aggregation="tradedate", open_quirks=0.05
     ),
 }
-DATASET_OF = {"primary": "primary", "primary-adjusted": "primary-adjusted", "standard": "standard-adjusted"}
 
 
 @pytest.mark.parametrize("spec", BRANCHES.values(), ids=BRANCHES.keys())
@@ -331,7 +355,7 @@ def test_drop_reads_back_through_the_products_parsers(tmp_path: Path, spec: Drop
     }
     assert all(len(routed[s]) == 1 for s, figis in manifest.figis.items() if not figis)  # a custom id
 
-    dataset = DATASETS[DATASET_OF[spec.schema]]
+    dataset = DATASETS[spec.schema]
     by_secid = spec.aggregation == "secid"
     days = [int(d) for d in manifest.trade_dates]
     keys, across = (manifest.secids, days) if by_secid else (days, manifest.secids)

@@ -147,6 +147,12 @@ def test_parsing_imports_nothing_of_the_package_but_errors() -> None:
         ("quality", "commands"),
         ("watch", "ingest"),
         ("store", "backends"),
+        ("read", "commands"),
+        ("read", "ingest"),
+        ("read", "service"),
+        ("read", "watch"),
+        ("backends", "read"),
+        ("state", "read"),
     ],
 )
 def test_dependencies_point_one_way(lower: str, upper: str) -> None:

@@ -132,9 +132,9 @@ def test_one_bad_row_skips_only_itself_and_a_redelivery_clears_the_problem(sandb
     sandbox.put("33449.csv", "\n".join([STANDARD, *broken]) + "\n")
     assert sandbox.cli("run", "--once").code == 0
     assert [r["tradedate"] for r in bars(sandbox, "--figi", AAPL_FIGI)] == [
-        "20240102",
-        "20240103",
-        "20240105",
+        "2024-01-02",
+        "2024-01-03",
+        "2024-01-05",
     ]
     bad = problems(sandbox, "bad_rows")
     assert bad[0]["line"] == 4 and "'n/a' is not a number" in bad[0]["detail"]

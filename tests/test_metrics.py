@@ -122,6 +122,15 @@ def test_listen_parsing_and_http_routes() -> None:
         state["ready"] = True
         assert get(f"{base}/readyz")[0] == 200
         assert "algoseek_sync_queue_depth" in get(f"{base}/metrics")[1]
+        for wrong in (
+            "/",
+            "/nope",
+            "/metrics/",
+            "/healthz/x",
+        ):  # a mistyped path fails, never passes as /metrics
+            status, body = get(f"{base}{wrong}")
+            assert (status, "algoseek_sync_" in body) == (404, False), wrong
+            assert body.startswith(f"not found: {wrong}")
         with pytest.raises(TemporaryFailure, match=r"cannot listen on metrics\.listen"):
             HttpServer(f"127.0.0.1:{server.port}", Metrics(), lambda: (True, ""), lambda: (True, ""))
     finally:

@@ -39,7 +39,7 @@ def test_real_samples_end_to_end(sandbox: Sandbox, samples) -> None:
     sandbox.cli("run", "--once")
     rows = bars_csv(sandbox, "--figi", AAPL_FIGI)
     assert len(rows) == 3342
-    split = next(r for r in rows if r["tradedate"] == "20140609")
+    split = next(r for r in rows if r["tradedate"] == "2014-06-09")
     assert split["time_index"] == "2014-06-09T20:00:00Z"
     assert (split["open"], split["high"], split["low"], split["close"], split["volume"]) == (
         "92.69",
@@ -54,7 +54,7 @@ def test_real_samples_end_to_end(sandbox: Sandbox, samples) -> None:
     first = rows[0]
     assert first["time_index"] == "2007-01-03T21:00:00Z" and first["close"] == "83.76"
     by_ticker = bars_csv(sandbox, "--ticker", "AAPL", "--start", "2020-04-09", "--end", "2020-04-13")
-    assert [r["tradedate"] for r in by_ticker] == ["20200409", "20200413"]  # 20200410 was a holiday
+    assert [r["tradedate"] for r in by_ticker] == ["2020-04-09", "2020-04-13"]  # 2020-04-10 was a holiday
     data = status(sandbox)
     assert data["files"] == {"master": {"done": 1}, "bars": {"done": 1}}
     assert data["assets"] == {"figi": 3} and data["last_success"]
@@ -272,4 +272,4 @@ def test_a_run_that_only_stores_bars_imports_only_what_it_needs(sandbox: Sandbox
     assert "done 1" in proc.stderr, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
     rows = bars_csv(sandbox, "--secid", "33449", "--start", "2020-04-13")
-    assert [r["tradedate"] for r in rows] == ["20200413", "20200414"]
+    assert [r["tradedate"] for r in rows] == ["2020-04-13", "2020-04-14"]

@@ -62,6 +62,7 @@ def local_rows(box: Sandbox, *, adjusted: bool = False) -> dict[tuple[str, str],
     for secid in ("33449", "39827"):
         args = ["bars", "--secid", secid, "--format", "json", *(["--adjusted"] if adjusted else [])]
         for row in json.loads(box.cli(*args).out):
+            row["tradedate"] = int(row["tradedate"].replace("-", ""))  # the platform keeps YYYYMMDD
             out[(row["time_index"], row["unique_identifier"])] = tuple(_num(row[c]) for c in COMPARED)
     return out
 

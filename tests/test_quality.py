@@ -138,6 +138,7 @@ def quality(box: Sandbox, *args: str) -> list[dict]:
 
 
 def found_set(rows: list[dict]) -> set[tuple]:
+    """Findings (or the planted list, which has the same keys) as (kind, SecId, first day, last day)."""
     return {(r["kind"], r["secid"], r["start_date"], r["end_date"]) for r in rows}
 
 
@@ -146,7 +147,7 @@ def test_a_generated_drop_lists_exactly_the_planted_problems_and_a_redelivery_re
 ) -> None:
     planted = planted_drop(sandbox, tmp_path / "planted.json", "--secids", "40", "--days", "60")
     rows = quality(sandbox)
-    assert found_set(rows) == {(p["kind"], p["secid"], p["start"], p["end"]) for p in planted}
+    assert found_set(rows) == found_set(planted)
     assert all(r["unique_identifier"] and r["severity"] for r in rows)
     gap = next(p for p in planted if p["kind"] == "missing_session")
     status = json.loads(sandbox.cli("status", "--json").out)
@@ -168,44 +169,62 @@ def test_a_generated_drop_lists_exactly_the_planted_problems_and_a_redelivery_re
 
 def test_a_missing_tradedate_file_and_its_late_redelivery(sandbox: Sandbox, tmp_path: Path) -> None:
     planted_file = tmp_path / "planted.json"
-    sandbox.cli(
-        "generate",
-        str(sandbox.drop),
-        "--secids",
-        "12",
-        "--days",
-        "15",
-        "--aggregation",
-        "tradedate",
-        "--plant-problems",
-        str(planted_file),
+    options = ["--secids", "12", "--days", "15", "--aggregation", "tradedate"]
+    planted = planted_drop(sandbox, planted_file, *options)
+    assert found_set(quality(sandbox)) == found_set(planted)
+    name = next(p["how"] for p in planted if p["how"].endswith(" not delivered")).split()[0]
+    day = f"{name[:4]}-{name[4:6]}-{name[6:8]}"
+    assert sorted(p["secid"] for p in planted if p["how"] == f"{name} not delivered") == list(
+        range(10000, 10012)
     )
-    planted = json.loads(planted_file.read_text())
-    day = planted[0]["start"]
-    sandbox.cli("run", "--once")
-    assert found_set(quality(sandbox)) == {("missing_session", p["secid"], day, day) for p in planted}
-    assert len(planted) == 12
-    sandbox.cli(
-        "generate", str(tmp_path / "fresh"), "--secids", "12", "--days", "15", "--aggregation", "tradedate"
-    )
-    name = f"{day}.csv.gz"
+    assert all(p["start_date"] == day for p in planted if p["how"] == f"{name} not delivered")
+    sandbox.cli("generate", str(tmp_path / "fresh"), *options)
     (sandbox.drop / name).write_bytes((tmp_path / "fresh" / name).read_bytes())
     sandbox.cli("run", "--once")
-    assert quality(sandbox) == []
+    assert found_set(quality(sandbox)) == found_set([p for p in planted if name not in p["how"]])
 
 
-def test_a_tradedate_file_compared_with_the_listed_universe(sandbox: Sandbox) -> None:
+def test_a_tradedate_file_compared_with_its_datasets_universe(sandbox: Sandbox) -> None:
     sandbox.put("equity_security_master.csv", MASTER_SAMPLE)
-    # AAPL and MSFT delivered, AMZN (listed) missing, SecId 555 delivered but not in the master
+    # the 9th: AAPL, MSFT and AMZN; the 13th: AAPL and MSFT only, and SecId 555 (not in the master)
+    amzn = "33127,20200409,AMZN,2040,2050,2030,2042.5,100,1,1,,"
     rows = [
-        "33449,20200413,AAPL,268,274,265,273.25,100,1,1,,",
-        "39827,20200413,MSFT,170,172,169,171,100,1,1,,",
+        "33449,{day},AAPL,268,274,265,273.25,100,1,1,,",
+        "39827,{day},MSFT,170,172,169,171,100,1,1,,",
     ]
-    sandbox.put("20200413.csv", "\n".join([STANDARD, *rows, "555,20200413,X,1,1,1,1,1,1,1,,"]) + "\n")
+    sandbox.put("20200409.csv", "\n".join([STANDARD, *(r.format(day=20200409) for r in rows), amzn]) + "\n")
+    lines = [STANDARD, *(r.format(day=20200413) for r in rows), "555,20200413,X,1,1,1,1,1,1,1,,"]
+    sandbox.put("20200413.csv", "\n".join(lines) + "\n")
     sandbox.cli("run", "--once")
     found = found_set(quality(sandbox, "--since", "2020-04-13"))
-    assert ("not_delivered", 33127, 20200413, 20200413) in found
+    assert ("not_delivered", 33127, "2020-04-13", "2020-04-13") in found
     assert not any(k == "not_delivered" and s in (33449, 39827) for k, s, *_ in found)
+
+
+def test_a_secid_that_comes_in_another_dataset_only_is_not_missing_from_this_one(sandbox: Sandbox) -> None:
+    """AMZN comes in the standard-adjusted files only: a primary tradedate file without it lacks nothing."""
+    from conftest import PRIMARY_HEADER
+
+    sandbox.put("equity_security_master.csv", MASTER_SAMPLE)
+    sandbox.put("std/20200409.csv", f"{STANDARD}\n33127,20200409,AMZN,2040,2050,2030,2042.5,100,1,1,,\n")
+    primary = "33449,{day},AAPL,Apple Inc,NASDAQ,US0378331005,268,10,09:30:00,274,10:00:00,265,11:00:00,"
+    primary += "273.25,20,16:00:00,100,5,120,6,30,2,40,3,270.1,270.2"
+    days = (20200409, 20200413)
+    for day in days:
+        sandbox.put(f"pri/{day}.csv", f"{PRIMARY_HEADER}\n{primary.format(day=day)}\n")
+    sandbox.cli("run", "--once")
+    status = json.loads(sandbox.cli("status", "--json").out)
+    assert status["files"]["bars"] == {"done": 3} and set(status["datasets"]) == {
+        "primary",
+        "standard-adjusted",
+    }
+    assert quality(sandbox, "--kind", "not_delivered") == []
+    # the standard-adjusted file of the 13th without AMZN: missing from that dataset
+    sandbox.put("std/20200413.csv", f"{STANDARD}\n33449,20200413,AAPL,268,274,265,273.25,100,1,1,,\n")
+    sandbox.cli("run", "--once")
+    assert found_set(quality(sandbox, "--kind", "not_delivered")) == {
+        ("not_delivered", 33127, "2020-04-13", "2020-04-13")
+    }
 
 
 def test_late_delivery_on_the_daemons_clock(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import pytest
 from algoseek_sync.commands.report import render
 from algoseek_sync.commands.report_data import MAX_GROUPS, Coverage, ReportData, coverage_from_chunks
 from algoseek_sync.quality.calendar import Sessions
+from algoseek_sync.quality.kinds import SEVERITY
 from conftest import AAPL_SAMPLE, Sandbox, planted_drop
 
 FLAGS = [
@@ -179,11 +180,6 @@ def findings_rows(dom: Node) -> list[dict[str, str]]:
     return rows
 
 
-def day(value: int) -> str:
-    text = str(value)
-    return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-
-
 # -- a generated drop with planted problems --------------------------------------------------------------
 
 PROBE = """<script>
@@ -235,7 +231,7 @@ def test_a_generated_drops_report_renders_in_a_browser_with_the_planted_findings
     assert len({c.attrs["y"] for c in cells}) == 40
     gap = next(p for p in planted if p["kind"] == "missing_session")
     gap_cell = next(
-        c for c in cells if c.text().startswith(f"SecId {gap['secid']}, month {day(gap['start'])[:7]}")
+        c for c in cells if c.text().startswith(f"SecId {gap['secid']}, month {gap['start_date'][:7]}")
     )
     assert "c0" not in gap_cell.attrs["class"] and "100 %" not in gap_cell.text()
     assert str(gap["secid"]) in dom.by_id("lowest").text()
@@ -243,19 +239,20 @@ def test_a_generated_drops_report_renders_in_a_browser_with_the_planted_findings
     # the findings table: exactly the planted findings, newest first
     rows = findings_rows(dom)
     assert {(r["Kind"], r["SecId"], r["From"], r["To"]) for r in rows} == {
-        (p["kind"], str(p["secid"]), day(p["start"]), day(p["end"])) for p in planted
+        (p["kind"], str(p["secid"]), p["start_date"], p["end_date"]) for p in planted
     }
     assert [r["From"] for r in rows] == sorted((r["From"] for r in rows), reverse=True)
     assert not any(r["hidden"] for r in rows)
     assert dom.by_id("f-shown").text() == f"{len(planted)} of {len(planted)} rows shown"
     assert "high_below_low" in dom.by_id("finding-counts").text()
 
-    # the chart of the SecId with the most open findings (a tie: the one with an error)
-    worst = next(p for p in planted if p["kind"] == "high_below_low")
+    # the chart of the SecId with the most open findings (one each: errors first, then the lowest SecId)
+    errors = [p for p in planted if SEVERITY[p["kind"]] == "error"]
+    worst = min(errors, key=lambda p: p["secid"])
     chart = dom.by_id(f"chart-{worst['secid']}")
     assert chart.find("path", "close")
     (marker,) = chart.find("g", "finding")
-    assert "sev-error" in marker.attrs["class"] and "high_below_low" in marker.text()
+    assert "sev-error" in marker.attrs["class"] and worst["kind"] in marker.text()
     assert len(dom.find("svg", "chart")) == 1
 
     # the filters, driven in the browser
@@ -267,7 +264,7 @@ def test_a_generated_drops_report_renders_in_a_browser_with_the_planted_findings
     assert json.loads(probed.by_id("probe").text()) == {
         "all": len(planted),
         "stale": 1,
-        "errors": 1,
+        "errors": len(errors),
         "secid": 1,
         "none": 0,
         "shown": f"0 of {len(planted)} rows shown",
@@ -311,10 +308,10 @@ def test_the_aapl_samples_report_marks_its_corporate_actions_and_findings(
     result = sandbox.cli("report", "--html", target, "--secid", "999999", check=False)
     assert (result.code, result.err) == (
         2,
-        "algoseek-sync: unknown SecId 999999: not in any applied security master\n",
+        "algoseek-sync: unknown SecId 999999: no applied security master listed it\n",
     )
     for args, message in (
-        ([target, "--ticker", "NOPE"], "no SecId carried ticker 'NOPE'"),
+        ([target, "--ticker", "NOPE"], "unknown ticker 'NOPE'"),
         ([str(tmp_path / "missing" / "r.html")], "does not exist"),
         ([str(page / "r.html")], "is not a directory"),
         (["/dev/full"], "cannot write the report to /dev/full: No space left on device"),

@@ -35,7 +35,7 @@ def test_run_ingests_serves_reads_and_stops_cleanly(
         assert {(r["dataset"], r["unique_identifier"], r["secid"]) for r in rows} == {
             ("standard-adjusted", AAPL_FIGI, "33449")
         }
-        assert all(r["tradedate"].isdigit() and len(r["tradedate"]) == 8 for r in rows)
+        assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", r["tradedate"]) for r in rows)
         second = sandbox.cli("run", check=False, timeout=60)
         assert second.code == 75 and "already_running" in second.err
         meta = dict(query(daemon.db, "SELECT key, value FROM meta"))

@@ -28,3 +28,16 @@ def _structlog_without_rich() -> None:
 
 
 _structlog_without_rich()
+
+#: the public read API (``algoseek_sync.open_store``), imported on first use so that the CLI's
+#: start-up does not pay for pandas
+_READ_API = ("open_store", "Store", "UnknownIdentifierError", "AmbiguousQueryError", "UserInputError")
+__all__ = ["__version__", *_READ_API]
+
+
+def __getattr__(name: str) -> object:
+    if name in _READ_API:
+        from algoseek_sync import read
+
+        return getattr(read, name)
+    raise AttributeError(f"module 'algoseek_sync' has no attribute {name!r}")

@@ -95,4 +95,6 @@ def run_once(app: App, *, max_rounds: int = 5) -> CycleStats:
         total.add(stats)
         if stats.deferred or stats.error or not stats.outcomes["superseded"]:
             break
+    if not total.deferred and not total.error:
+        app.backend.upkeep()  # a backfill leaves the embedded store's cross-section blocks to rebuild
     return total

@@ -14,7 +14,7 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Meta
@@ -38,6 +38,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "ALGOSEEK_SYNC_LOG_LEVEL": "logging.level",
     "ALGOSEEK_SYNC_LOG_FORMAT": "logging.format",
     "ALGOSEEK_SYNC_MAINSEQUENCE_ENV_FILE": "mainsequence.env_file",
+    "ALGOSEEK_SYNC_MAINSEQUENCE_CHECKOUT": "mainsequence.checkout",
 }
 
 NonNegative = Annotated[float, Meta(ge=0)]
@@ -84,6 +85,7 @@ class MainSequenceConfig(_Section):
     retry_max_seconds: NonNegative
     retry_total_seconds: NonNegative
     registration_retry_seconds: NonNegative
+    checkout: str  # SDK 9.x: the Git checkout the SDK resolves the project from ("": the working directory)
 
 
 class MetricsConfig(_Section):
@@ -264,9 +266,22 @@ def _error(
             value = value[int(part)]
         else:
             value = None
+    choices = _choices(dotted)
+    if choices:  # an invalid enum value, or a value of the wrong type
+        message = "must be one of " + ", ".join(repr(c) for c in choices)
     return ConfigError(
         f"configuration error in {origin.get(dotted, source)}: '{dotted}': {message} (got {value!r})"
     )
+
+
+def _choices(dotted: str) -> tuple[object, ...]:
+    """The values a ``Literal`` key accepts (``backend.kind`` → local, mainsequence); () for other keys."""
+    kind: Any = Settings
+    for part in dotted.split("."):
+        if not isinstance(kind, type) or not issubclass(kind, msgspec.Struct):
+            return ()
+        kind = get_type_hints(kind).get(part)
+    return get_args(kind) if get_origin(kind) is Literal else ()
 
 
 def parse_expected_by(text: str) -> tuple[dt.time, ZoneInfo] | None:

@@ -47,6 +47,14 @@ class UserInputError(AlgoseekSyncError):
     """A CLI argument names something that does not exist (unknown SecId, file, ticker)."""
 
 
+class UnknownIdentifierError(UserInputError, LookupError):
+    """A FIGI, custom id, ticker or SecId no applied security master ever listed (or not on that date)."""
+
+
+class AmbiguousQueryError(UserInputError):
+    """A read that matches several datasets or SecIds: the message says which, and how to choose."""
+
+
 class TemporaryFailure(AlgoseekSyncError):
     """Something outside us is busy (a port, the state directory's lock): a restart later may work (75)."""
 

@@ -218,5 +218,12 @@ class Backend(ABC):
     def read_assets(self) -> pd.DataFrame:
         """Assets the store holds: ``unique_identifier, secid, kind, ticker, name``."""
 
+    def upkeep(self, limit: int | None = None) -> int:
+        """Work a writer does when it is idle (at most ``limit`` units); returns the units done.
+
+        The default has none; the embedded store rebuilds its cross-section blocks here.
+        """
+        return 0
+
     def close(self) -> None:
         """Release connections; the default has nothing to release."""

@@ -13,10 +13,13 @@ to do never loads them (a whole run on one changed file stays well under half a 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from algoseek_sync.backends.base import (
     AssetOutcome,
@@ -32,12 +35,16 @@ from algoseek_sync.backends.base import (
 from algoseek_sync.errors import UserInputError
 from algoseek_sync.formats.datasets import DATASETS, Dataset
 from algoseek_sync.state.database import Database
+from algoseek_sync.state.sql import IN_CHUNK
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
     from algoseek_sync.store.chunks import Chunks
+
+log = structlog.get_logger("algoseek_sync.backends.local")
 
 MASTER_KEYS = ("unique_identifier", "secid", "kind", "latest_figi")
 
@@ -134,7 +141,7 @@ class LocalBackend(Backend):
         out: dict[str, list[int]] = {}
         for uid, secid in self.db.select_in(
             "SELECT unique_identifier, secid FROM secid_assets WHERE unique_identifier IN ({marks})"
-            " ORDER BY active DESC, added_master DESC",
+            " ORDER BY active DESC, added_master DESC, secid",
             list(uids),
         ):
             out.setdefault(uid, []).append(secid)
@@ -152,27 +159,91 @@ class LocalBackend(Backend):
             table = self._adjusted(dataset, table)
         frames = []
         for uid in query.uids:
-            rows = _first_secid_wins(table, routes.get(uid, []))
+            rows = first_secid_wins(table, routes.get(uid, []))
             if rows.num_rows:
-                frames.append(_frame(dataset, rows, [uid] * rows.num_rows))
+                frames.append(identifier_frame(dataset, rows, [uid] * rows.num_rows))
         return _sorted(dataset, frames)
 
     def read_day(self, dataset: str, day: str) -> pd.DataFrame:
+        """Every SecId's bar on ``day``, under each identifier that routes or ever routed it.
+
+        Survivorship-free: a SecId a later master left out keeps its past bars. An identifier
+        carried by several SecIds with a bar that day shows the row of the one :meth:`_secids_of`
+        ranks first, as :meth:`read_bars` does.
+        """
+        import numpy as np
         import pyarrow as pa
 
         chosen = DATASETS[dataset]
         table = self.chunks.read_day(chosen, int(day.replace("-", "")))
-        uids: dict[int, list[str]] = {}
-        for secid, uid in self.db.select_in(
-            "SELECT secid, unique_identifier FROM secid_assets WHERE active = 1 AND secid IN ({marks})"
-            " ORDER BY secid, is_latest DESC, unique_identifier",
-            table["secid"].to_pylist(),
-        ):
-            uids.setdefault(secid, []).append(uid)
-        secids = table["secid"].to_pylist()
-        take = [i for i, s in enumerate(secids) for _ in uids.get(s, [])]
-        names = [u for s in secids for u in uids.get(s, [])]
-        return _sorted(chosen, [_frame(chosen, table.take(pa.array(take, pa.int64())), names)])
+        secids = table["secid"].to_numpy()
+        carrier, uids = self._carriers(secids)
+        shared = sorted({uids[i] for i in range(1, len(uids)) if uids[i] == uids[i - 1]})
+        if shared:  # an identifier carried by several of the SecIds: the first-ranked one's row
+            groups: dict[str, set[int]] = {uid: set() for uid in shared}
+            for uid, secid in zip(uids, carrier.tolist(), strict=True):
+                if uid in groups:
+                    groups[uid].add(secid)
+            chosen_secid = {
+                uid: next(s for s in ranked if s in groups[uid])
+                for uid, ranked in self._secids_of(shared).items()
+            }
+            keep = np.array(
+                [chosen_secid.get(u, s) == s for u, s in zip(uids, carrier.tolist(), strict=True)]
+            )
+            carrier, uids = carrier[keep], [u for u, k in zip(uids, keep.tolist(), strict=True) if k]
+        order = np.argsort(secids, kind="stable")
+        take = pa.array(order[np.searchsorted(secids, carrier, sorter=order)], pa.int64())
+        return _sorted(chosen, [identifier_frame(chosen, table.take(take), uids)], ordered=True)
+
+    def _carriers(self, secids: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """(SecIds, identifiers) of every identifier that routes or ever routed one of ``secids``
+        (whatever the newest master says), sorted by identifier then SecId."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if len(secids) > IN_CHUNK:  # most of the table: one scan as two JSON arrays, not 10,000 row tuples
+            found, names = (
+                json.loads(text)
+                for text in self.db.execute(
+                    "SELECT json_group_array(secid), json_group_array(unique_identifier) FROM secid_assets"
+                ).fetchone()
+            )
+        else:
+            marks = ",".join("?" * len(secids))
+            rows = self.db.execute(
+                f"SELECT secid, unique_identifier FROM secid_assets WHERE secid IN ({marks})", secids.tolist()
+            ).fetchall()
+            found, names = [r[0] for r in rows], [r[1] for r in rows]
+        if not found:
+            return np.zeros(0, np.int64), []
+        pairs = pa.table({"uid": pa.array(names, pa.string()), "secid": np.array(found, np.int64)})
+        pairs = pairs.filter(pc.is_in(pairs["secid"], pa.array(secids, pa.int64())))
+        pairs = pairs.take(pc.sort_indices(pairs, [("uid", "ascending"), ("secid", "ascending")]))
+        return pairs["secid"].to_numpy(), pairs["uid"].to_pylist()
+
+    def refresh_cross_sections(self, limit: int | None = None) -> int:
+        """Rebuild the day blocks that writes left dirty (see store/days.py), at most ``limit``
+        months (about a second each at 10,000 SecIds); returns the months rebuilt.
+
+        A writer calls it when it has nothing else to do; until then cross-sections of those
+        months are read (exactly, more slowly) from the chunks.
+        """
+        return self.chunks.refresh_days(self.db.transaction, limit)
+
+    def upkeep(self, limit: int | None = None) -> int:
+        """Rebuild dirty cross-section blocks; a failure leaves them dirty (reads stay exact)."""
+        if self.db.readonly:
+            return 0
+        try:
+            built = self.refresh_cross_sections(limit)
+        except sqlite3.Error as exc:
+            log.warning("cross-section blocks not rebuilt", error=str(exc))
+            return 0
+        if built:
+            log.info("cross-section blocks rebuilt", periods=built)
+        return built
 
     def _adjusted(self, dataset: Dataset, table: pa.Table) -> pa.Table:
         """Backward-adjusted as of the latest stored factors of each SecId."""
@@ -196,7 +267,7 @@ class LocalBackend(Backend):
         )
 
 
-def _first_secid_wins(table: pa.Table, secids: list[int]) -> pa.Table:
+def first_secid_wins(table: pa.Table, secids: list[int]) -> pa.Table:
     """Rows of ``secids``; on a day several of them hold, the first SecId's row."""
     import numpy as np
     import pyarrow as pa
@@ -214,7 +285,7 @@ def _first_secid_wins(table: pa.Table, secids: list[int]) -> pa.Table:
     return picked.take(pa.array(order[first]))
 
 
-def _frame(dataset: Dataset, table: pa.Table, uids: list[str]) -> pd.DataFrame:
+def identifier_frame(dataset: Dataset, table: pa.Table, uids: list[str]) -> pd.DataFrame:
     import pandas as pd
     import pyarrow as pa
 
@@ -222,12 +293,15 @@ def _frame(dataset: Dataset, table: pa.Table, uids: list[str]) -> pd.DataFrame:
 
     frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}.get)
     frame.insert(0, "unique_identifier", uids)
-    frame.insert(0, "time_index", [close_time_index(d) for d in table["tradedate"].to_pylist()])
+    dates = table["tradedate"].to_pylist()
+    stamps = {d: close_time_index(d) for d in set(dates)}  # a cross-section has one date
+    frame.insert(0, "time_index", [stamps[d] for d in dates])
     frame.insert(0, "dataset", dataset.name)
     return frame
 
 
-def _sorted(dataset: Dataset, frames: list[pd.DataFrame]) -> pd.DataFrame:
+def _sorted(dataset: Dataset, frames: list[pd.DataFrame], *, ordered: bool = False) -> pd.DataFrame:
+    """The frames as one, sorted by (time_index, unique_identifier) unless already ``ordered``."""
     import pandas as pd
 
     columns = ["dataset", "time_index", "unique_identifier", *dataset.names]
@@ -235,4 +309,6 @@ def _sorted(dataset: Dataset, frames: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return out.sort_values(["time_index", "unique_identifier"], kind="stable").reset_index(drop=True)[columns]
+    if not ordered:
+        out = out.sort_values(["time_index", "unique_identifier"], kind="stable").reset_index(drop=True)
+    return out[columns]

@@ -32,11 +32,19 @@ from algoseek_sync.errors import (
     UserInputError,
 )
 from algoseek_sync.logging import configure_logging
+from algoseek_sync.quality.kinds import SEVERITY as FINDING_KINDS
 
 DATASET_NAMES = ["primary", "primary-adjusted", "standard-adjusted"]
 TABULAR = click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
+
+
+class DatasetChoice(click.Choice):
+    """A dataset name; ``standard`` (its old name in ``generate --schema``) reads as ``standard-adjusted``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert("standard-adjusted" if value == "standard" else value, param, ctx)
 
 
 def _fail(message: str, code: int) -> None:
@@ -86,14 +94,44 @@ def _date(value: str | None, param: str) -> str | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=param) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(),
-    envvar=CONFIG_ENV,
-    help=f"TOML configuration file (or ${CONFIG_ENV}).",
-)
+CONFIG_HELP = f"TOML configuration file (or ${CONFIG_ENV})."
+
+
+def _config_after_command(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--config`` given after the subcommand wins over one given before it (or the environment)."""
+    if value is not None:
+        ctx.find_root().ensure_object(dict)["config"] = value
+
+
+class Commands(click.Group):
+    """The top-level group: ``--config`` on every subcommand too, whole first sentences in ``--help``."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any("--config" in p.opts for p in cmd.params if isinstance(p, click.Option)):
+            cmd.params.append(
+                click.Option(
+                    ["--config"],
+                    type=click.Path(),
+                    expose_value=False,
+                    callback=_config_after_command,
+                    help=CONFIG_HELP,
+                )
+            )
+        super().add_command(cmd, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's first sentence whole (click cuts it to the terminal width with "...")."""
+        commands = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        rows = [
+            (name, cmd.get_short_help_str(limit=1000)) for name, cmd in commands if cmd and not cmd.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(), envvar=CONFIG_ENV, help=CONFIG_HELP)
 @click.version_option(__version__, prog_name="algoseek-sync")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
@@ -132,6 +170,7 @@ def status(ctx: click.Context, as_json: bool, health: bool) -> None:
         click.echo(json.dumps(verdict.as_dict(), default=str) if as_json else verdict.message())
         sys.exit(0 if verdict.healthy else EX_PROBLEMS)
     from algoseek_sync.app import open_app
+    from algoseek_sync.commands.output import json_document
     from algoseek_sync.commands.views import format_status
     from algoseek_sync.commands.views import status as status_of
 
@@ -140,7 +179,7 @@ def status(ctx: click.Context, as_json: bool, health: bool) -> None:
         data = status_of(app)
     finally:
         app.close()
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else format_status(data))
+    click.echo(json_document(data) if as_json else format_status(data))
 
 
 @main.command()
@@ -184,55 +223,76 @@ def bars(
         _date(end, "--end"),
         _date(day, "--date"),
     )
-    from algoseek_sync.app import open_app
-    from algoseek_sync.backends.base import BarQuery
-    from algoseek_sync.commands.views import format_bars, pick_dataset, resolve_uids
+    from algoseek_sync.commands.views import format_bars
+    from algoseek_sync.read.store import Store
 
-    app = open_app(settings_of(ctx), readonly=True)
-    try:
-        chosen = pick_dataset(sorted(app.ledger.datasets()) or app.backend.datasets(), dataset)
+    if day and adjusted:
+        raise click.UsageError("--adjusted goes with a history (--figi, --secid, --ticker), not --date")
+    with Store.for_settings(settings_of(ctx)) as store:
         if day:
-            if adjusted:
-                raise click.UsageError(
-                    "--adjusted goes with a history (--figi, --secid, --ticker), not --date"
-                )
-            frame = app.backend.read_day(chosen, day)
+            frame = store.cross_section(day, dataset=dataset)
         else:
-            uids = resolve_uids(app, figi=figi, secid=secid, ticker=ticker, on=on)
-            frame = app.backend.read_bars(BarQuery(chosen, uids, start, end, adjusted))
-    finally:
-        app.close()
-    click.echo(format_bars(frame, chosen, fmt))
+            frame = store.bars(
+                ticker,
+                figi=figi,
+                secid=secid,
+                dataset=dataset,
+                start=start,
+                end=end,
+                on=on,
+                adjusted=adjusted,
+            )
+    _say_why_empty(frame)
+    if frame.attrs["dataset"] is not None:  # None: no dataset holds anything yet (the note says so)
+        click.echo(format_bars(frame, frame.attrs["dataset"], fmt))
+
+
+def _say_why_empty(frame: Any) -> None:
+    """An empty answer that is not an error still says why, on stderr (stdout stays parseable)."""
+    note = frame.attrs.get("note")
+    if note:
+        click.echo(f"algoseek-sync: {note}", err=True)
 
 
 @main.command()
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Only assets with bars in this dataset.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--current", is_flag=True, help="Only links the current master lists (active).")
+@TABULAR
 @click.pass_context
 @handle_errors
-def assets(ctx: click.Context, dataset: str | None, fmt: str) -> None:
-    """Assets the store holds (FIGIs and custom ids for FIGI-less SecIds)."""
-    from algoseek_sync.app import open_app
+def assets(ctx: click.Context, dataset: str | None, current: bool, fmt: str) -> None:
+    """Every identifier a master linked to a SecId (FIGIs, custom ids), marked active or not."""
+    from algoseek_sync.commands.output import format_assets
+    from algoseek_sync.read.store import Store
 
-    app = open_app(settings_of(ctx), readonly=True)
-    try:
-        frame = app.backend.read_assets()
-        if dataset:
-            held = app.ledger.secids_of_dataset(dataset)
-            frame = frame[frame["secid"].isin(held)]
-    finally:
-        app.close()
-    if fmt == "json":
-        click.echo(frame.to_json(orient="records"))
-    else:
-        click.echo(frame.to_string(index=False) if len(frame) else "no assets")
+    with Store.for_settings(settings_of(ctx)) as store:
+        frame = store.assets(dataset=dataset, current=current)
+    _say_why_empty(frame)
+    click.echo(format_assets(frame, fmt))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Only this dataset (default: all).")
+@click.option("--adjusted", is_flag=True, help="Backward-adjusted OHLC and volume (DIRECTORY/bars-adjusted).")
+@click.pass_context
+@handle_errors
+def export(ctx: click.Context, directory: Path, dataset: str | None, adjusted: bool) -> None:
+    """Export the embedded store as Parquet (DIRECTORY/bars/dataset=…/year=…), rewriting only what changed."""
+    from algoseek_sync.read.export import export as export_store
+
+    settings = settings_of(ctx)
+    if settings.backend.kind != "local":
+        kind = settings.backend.kind
+        raise UserInputError(f"export reads the embedded store (backend.kind local), not {kind}")
+    click.echo(export_store(settings.db_path, directory, dataset=dataset, adjusted=adjusted).line())
 
 
 @main.command()
 @click.option("--secid", type=int, help="Findings of one SecId.")
 @click.option("--ticker", help="Findings of the SecId that carries this ticker (case-sensitive).")
 @click.option("--figi", help="Findings of the SecId of this FIGI (or custom id).")
-@click.option("--kind", help="Only this kind (see README: missing_session, stale_price, …).")
+@click.option("--kind", type=click.Choice(list(FINDING_KINDS)), help="Only this kind (see README).")
 @click.option("--severity", type=click.Choice(["error", "warning", "info"]), help="Only this severity.")
 @click.option("--since", help="Findings ending on or after this trade date (YYYY-MM-DD).")
 @click.option("--dataset", type=click.Choice(DATASET_NAMES), help="Only this dataset.")
@@ -258,12 +318,13 @@ def quality(
     since = _date(since, "--since")
     from algoseek_sync.app import open_app
     from algoseek_sync.commands.quality_view import format_findings
-    from algoseek_sync.commands.views import secids_named
     from algoseek_sync.quality.findings import Filter
+    from algoseek_sync.read.resolve import target
 
     app = open_app(settings_of(ctx), readonly=True)
     try:
-        secids = secids_named(app, secid=secid, ticker=ticker, figi=figi)
+        named = secid is not None or ticker is not None or figi is not None
+        secids = target(app.securities, secid=secid, ticker=ticker, figi=figi).secids if named else []
         chosen = Filter(
             secids=secids,
             kind=kind,
@@ -275,6 +336,10 @@ def quality(
         rows = app.quality.findings.query(chosen)
     finally:
         app.close()
+    if not rows:
+        scope = "open " if not resolved else ""
+        narrowed = " matching these filters" if named or kind or severity or since or dataset else ""
+        click.echo(f"algoseek-sync: no {scope}findings{narrowed}", err=True)
     click.echo(format_findings(rows, fmt))
 
 
@@ -342,6 +407,34 @@ def check_config(ctx: click.Context) -> None:
 
 
 @main.command()
+@click.pass_context
+@handle_errors
+def migrate(ctx: click.Context) -> None:
+    """Create or upgrade the platform tables (Main Sequence SDK 9.x: the migrations shipped in the package)."""
+    settings = settings_of(ctx)
+    from algoseek_sync.backends import open_backend
+    from algoseek_sync.state.database import Database
+
+    if settings.backend.kind != "mainsequence":
+        raise ConfigError('configuration error: `migrate` is for backend.kind = "mainsequence" (SDK 9.x)')
+    settings.state.dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_path)
+    try:
+        backend = open_backend(settings, db)
+        try:
+            if not hasattr(backend, "migrate"):
+                raise ConfigError(
+                    "configuration error: the installed Main Sequence SDK (3.x) creates its tables on first "
+                    "write; `migrate` needs SDK 9.x"
+                )
+            click.echo(backend.migrate())
+        finally:
+            backend.close()
+    finally:
+        db.close()
+
+
+@main.command()
 @click.option(
     "--secid", "secids", type=int, multiple=True, help="A SecId: its newest stored file(s). Repeatable."
 )
@@ -385,9 +478,10 @@ def reprocess(
 @click.option("--days", type=int, default=20, show_default=True)
 @click.option(
     "--schema",
-    type=click.Choice(["primary", "primary-adjusted", "standard"]),
+    type=DatasetChoice(DATASET_NAMES),
     default="primary-adjusted",
     show_default=True,
+    help="The dataset whose files to write ('standard' is accepted for standard-adjusted).",
 )
 @click.option("--aggregation", type=click.Choice(["secid", "tradedate"]), default="secid", show_default=True)
 @click.option("--compression", type=click.Choice(["gz", "none"]), default="gz", show_default=True)
@@ -395,7 +489,8 @@ def reprocess(
 @click.option(
     "--plant-problems",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Plant one data-quality problem of each kind and write the findings they must cause to this JSON file.",
+    help="Plant one data-quality problem of each kind the drop can show (the others are named, with why) and"
+    " write the findings they must cause to this JSON file.",
 )
 def generate(
     directory: Path,
@@ -424,8 +519,13 @@ def generate(
         f"wrote {len(manifest.bar_paths)} bar file(s), {manifest.rows} row(s) and a master to {directory}"
     )
     if plant_problems:
-        from algoseek_sync.synthetic.plant import plant
+        from algoseek_sync.synthetic.plant import not_planted, plant
 
         planted = plant(directory, spec, manifest, seed)
         plant_problems.write_text(json.dumps([p.as_dict() for p in planted], indent=1) + "\n")
-        click.echo(f"planted {len(planted)} expected finding(s), listed in {plant_problems}")
+        kinds = len({p.kind for p in planted})
+        click.echo(
+            f"planted {len(planted)} expected finding(s) of {kinds} kind(s), listed in {plant_problems}"
+        )
+        for kind, why in not_planted(spec, planted).items():
+            click.echo(f"not planted: {kind}: {why}")

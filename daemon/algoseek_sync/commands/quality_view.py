@@ -1,37 +1,26 @@
-"""``algoseek-sync quality`` output: findings as a table, CSV or JSON."""
+"""``algoseek-sync quality`` output: findings as a table, CSV or JSON, in the one output style."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from algoseek_sync.commands.output import csv_text, table_text
+from algoseek_sync.commands.output import Field, render
 
-COLUMNS = ["severity", "kind", "dataset", "secid", "unique_identifier", "start_date", "end_date", "observed"]
-DATES = ("start_date", "end_date")
-
-
-def _day(value: object) -> str:
-    text = str(value or "")
-    return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 else text
-
-
-def _cell(column: str, value: object) -> str:
-    if value is None:
-        return ""
-    if column in DATES:
-        return _day(value)
-    if column == "observed":
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return str(value)
+#: every field of a finding, in output order; the table leaves out first/last seen (CSV and JSON have them)
+FIELDS = (
+    Field("severity"),
+    Field("kind"),
+    Field("dataset"),
+    Field("secid", "int"),
+    Field("unique_identifier"),
+    Field("start_date", "day"),
+    Field("end_date", "day"),
+    Field("observed", "json"),
+    Field("first_seen", "time", table=False),
+    Field("last_seen", "time", table=False),
+    Field("resolved_at", "time", header="resolved"),
+)
 
 
 def format_findings(rows: list[dict[str, Any]], fmt: str) -> str:
-    columns = [*COLUMNS, "first_seen", "last_seen", "resolved_at"]
-    if fmt == "json":
-        return json.dumps([{c: r.get(c) for c in columns} for r in rows])
-    if fmt == "csv":
-        return csv_text(columns, [[_cell(c, r.get(c)) for c in columns] for r in rows])
-    if not rows:
-        return "no findings"
-    return table_text(COLUMNS, [[_cell(c, r.get(c)) for c in COLUMNS] for r in rows])
+    return render(rows, FIELDS, fmt, empty="no findings")

@@ -651,14 +651,11 @@ def check_writable(path: Path) -> None:
 
 def chosen_secids(app: Any, secids: list[int], ticker: str | None) -> list[int]:
     """The SecIds to chart, checked against the master (an unknown one is a user error)."""
-    from algoseek_sync.commands.views import resolve_uids, secids_named
+    from algoseek_sync.read.resolve import target
 
-    out: list[int] = []
-    for secid in secids:
-        resolve_uids(app, figi=None, secid=secid, ticker=None, on=None)  # raises when unknown
-        out.append(secid)
+    out = [target(app.securities, secid=secid).secids[0] for secid in secids]  # raises when unknown
     if ticker is not None:
-        out += secids_named(app, secid=None, ticker=ticker, figi=None)
+        out += target(app.securities, ticker=ticker).secids
     return list(dict.fromkeys(out))
 
 
@@ -668,13 +665,16 @@ def write_report(
     """Build the report into ``path``; returns (bytes written, seconds taken)."""
     from algoseek_sync.app import open_app
     from algoseek_sync.commands.report_data import collect
-    from algoseek_sync.commands.views import pick_dataset
+    from algoseek_sync.read.store import choose_dataset
 
     started = time.monotonic()
     check_writable(path)
     app = open_app(settings, readonly=True)
     try:
-        chosen = pick_dataset(sorted(app.ledger.datasets()) or app.backend.datasets(), dataset)
+        stored = sorted(app.ledger.datasets()) or app.backend.datasets()
+        chosen = choose_dataset(dataset, stored, stored, "the stored bars")
+        if chosen is None:
+            raise UserInputError("no bars stored yet: nothing to show")
         data = collect(app, chosen, chosen_secids(app, secids, ticker))
     finally:
         app.close()

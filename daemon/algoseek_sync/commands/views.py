@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import pandas as pd
 
 from algoseek_sync.app import App
-from algoseek_sync.commands.output import table_text
-from algoseek_sync.errors import UserInputError
-from algoseek_sync.formats.datasets import DATASETS
-from algoseek_sync.formats.tickers import resolve_ticker
+from algoseek_sync.commands.output import bar_fields, iso_document, render
 from algoseek_sync.quality.findings import Filter
+from algoseek_sync.read.frames import LEADING, bar_columns
 from algoseek_sync.service.health import assess, read_facts
 from algoseek_sync.state.ledger import FileState
 from algoseek_sync.state.lock import WorkerLock
@@ -80,6 +77,8 @@ def status(app: App) -> dict[str, Any]:
 
 
 def format_status(data: dict[str, Any]) -> str:
+    """``status`` as text; dates and timestamps in ISO form as in ``status --json``."""
+    data = iso_document(data)
     daemon = data["daemon"]
     if daemon["running"]:
         age = daemon.get("heartbeat_age_s")
@@ -171,95 +170,12 @@ def quality_summary(app: App) -> dict[str, Any]:
 
 # -- bars ---------------------------------------------------------------------------------------
 
-
-def pick_dataset(present: list[str], requested: str | None) -> str:
-    """The dataset a query is about: the one asked for, or the only one stored."""
-    if requested:
-        if requested not in DATASETS:
-            raise UserInputError(f"unknown dataset {requested!r}: choose one of {', '.join(DATASETS)}")
-        return requested
-    if len(present) == 1:
-        return present[0]
-    if not present:
-        raise UserInputError("no bars stored yet: nothing to show")
-    raise UserInputError(f"several datasets are stored ({', '.join(present)}): choose one with --dataset")
-
-
-def secids_named(app: App, *, secid: int | None, ticker: str | None, figi: str | None) -> list[int]:
-    """The SecIds a --secid / --ticker / --figi filter names (empty: no filter)."""
-    if secid is not None:
-        return [secid]
-    if ticker is None and figi is None:
-        return []
-    uids = resolve_uids(app, figi=figi, secid=None, ticker=ticker, on=None)
-    return sorted(app.securities.secids_with_uids(uids))
-
-
-def resolve_uids(
-    app: App, *, figi: str | None, secid: int | None, ticker: str | None, on: str | None
-) -> list[str]:
-    """The identifiers a ``bars`` query names; unknown names are a clear user error."""
-    securities = app.securities
-    if figi:
-        if not securities.secids_with_uids([figi]):
-            raise UserInputError(f"unknown FIGI {figi!r}: not in any applied security master")
-        return [figi]
-    if secid is not None:
-        uids = securities.uids_of(secid)
-        if not uids:
-            raise UserInputError(f"unknown SecId {secid}: not in any applied security master")
-        return uids
-    assert ticker is not None
-    secids = resolve_ticker(securities.ticker_spans(ticker), ticker, on)
-    when = f" on {on}" if on else ""
-    if not secids:
-        others = securities.tickers_like(ticker)
-        hint = f"; did you mean {', '.join(repr(t) for t in others)}?" if others else ""
-        raise UserInputError(f"no SecId carried ticker {ticker!r}{when} (tickers are case-sensitive){hint}")
-    if len(secids) > 1:
-        raise UserInputError(f"ticker {ticker!r}{when} maps to several SecIds {secids}: use --secid or --on")
-    return securities.uids_of(secids[0])
-
-
-#: the first columns of ``bars`` output, in this order; the table view shows them from ``tradedate`` on
-LEADING = [
-    "dataset",
-    "time_index",
-    "tradedate",
-    "unique_identifier",
-    "secid",
-    "ticker",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-]
+#: the columns the ``bars`` table view shows (CSV and JSON have every column of :mod:`algoseek_sync.read.frames`)
 TABLE_COLUMNS = LEADING[2:]
 
 
-def bars_columns(dataset: str) -> list[str]:
-    """The columns of ``bars`` output for a dataset: the same for every range (stable headers)."""
-    return LEADING + [c for c in DATASETS[dataset].names if c not in LEADING]
-
-
 def format_bars(frame: pd.DataFrame, dataset: str, fmt: str) -> str:
-    columns = bars_columns(dataset)
-    frame = frame.reindex(columns=columns)
-    if fmt == "csv":  # pandas' C writer: floats as their shortest repr, missing values empty
-        return frame.to_csv(index=False, lineterminator="\n").rstrip("\n")
-    rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
-    if fmt == "json":
-        return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=None)
-    at = [columns.index(c) for c in TABLE_COLUMNS]
-    cells = [[_cell(c, r[i]) for c, i in zip(TABLE_COLUMNS, at, strict=True)] for r in rows]
-    return table_text(["trade date", *TABLE_COLUMNS[1:]], cells)
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if column == "tradedate":
-        text = str(value)
-        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return str(value)
+    """Bars in the one output style (commands/output.py); the table view shows ``TABLE_COLUMNS``."""
+    columns = bar_columns(dataset)
+    fields = bar_fields(columns, dataset, shown=TABLE_COLUMNS)
+    return render(frame.reindex(columns=columns), fields, fmt)

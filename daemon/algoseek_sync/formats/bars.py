@@ -507,6 +507,8 @@ def parse_bars(data: bytes, *, max_line_bytes: int = 1 << 20) -> BarFile:
         first, reason = rows.skipped[0]
         raise BadFileError(f"no readable row ({len(rows.skipped)} skipped; line {first}: {reason})")
     notes = _notes(rows, extras)  # before _times: its exact texts are times, not rounded numbers
+    if rows.table.num_rows == 0:  # a header and nothing else: stored as nothing, but said
+        notes.append(Problem("empty_file", "a header and no rows", "nothing stored; the file is done"))
     times = _times(rows, dataset)
     table = conform(rows, dataset, extras)
     return BarFile(dataset, table, tuple(notes + duplicates + times), tuple(extras))

@@ -69,6 +69,8 @@ class SecurityMaster:
 
     assets: pd.DataFrame
     tickers: list[TickerSpan] = field(default_factory=list)
+    #: name history, in the same encoding as the tickers (``ticker`` holds the name)
+    names: list[TickerSpan] = field(default_factory=list)
     issues: list[Problem] = field(default_factory=list)
     secid_count: int = 0
     invalid_figis: int = 0
@@ -170,9 +172,13 @@ def parse_master(data: bytes, routed: Mapping[str, int] | None = None) -> Securi
         raise BadFileError("security master's FIGI column is blank on every row; refusing it")
     entries: list[_Entry] = []
     tickers: list[TickerSpan] = []
+    names_over_time: list[TickerSpan] = []
     invalid = 0
     status = frame["ListStatus"].tolist() if "ListStatus" in frame.columns else [""] * len(frame)
     needed = [frame[c].tolist() for c in ("SecId", "FIGI", "Tickers", "TickersStartToEndDate")]
+    name_values, name_dates = (
+        frame[c].tolist() if c in frame.columns else [""] * len(frame) for c in ("Name", "NameStartToEndDate")
+    )
     for row, (secid, figis, names, dates, list_status) in enumerate(zip(*needed, status, strict=True)):
         valid = []
         for token in split_tokens(figis):
@@ -190,12 +196,15 @@ def parse_master(data: bytes, routed: Mapping[str, int] | None = None) -> Securi
                 Problem("master_figi", f"{names}: ticker history ignored: {problem}", "ignored", secid=secid)
             )
         tickers.extend(spans)
+        named, _ = parse_ticker_history(secid, name_values[row], name_dates[row])  # a bad one: no names
+        names_over_time.extend(named)
         entries.append(_Entry(row, secid, tuple(valid), list_status.strip() == "L"))
     entries = settle_conflicts(entries, routed or {}, issues)
     snapshot = frame.drop(columns=["FIGI"]).rename(columns=lambda c: c.lower()[:63])
     return SecurityMaster(
         assets=_assets(snapshot, entries),
         tickers=tickers,
+        names=names_over_time,
         issues=issues,
         secid_count=len(entries),
         invalid_figis=invalid,

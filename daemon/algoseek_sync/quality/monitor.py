@@ -71,6 +71,7 @@ class Quality:
         self.clock = clock
         self.params = Params(config.stale_sessions, config.jump_threshold)
         self._sessions: Sessions | None = None
+        self._seen: dict[str, set[int]] = {}  # dataset → SecIds that ever came in it (see _seen_in)
 
     @property
     def sessions(self) -> Sessions:
@@ -111,16 +112,29 @@ class Quality:
                 log.info(
                     "quality_checked", dataset=dataset, secids=len(ordered), opened=opened, resolved=resolved
                 )
+        for dataset, written in affected.secids.items():
+            self._seen_in(dataset).update(written)
         for delivery in affected.deliveries:
             self._completeness(delivery)
         self._remember_last_days(affected.last_day)
 
+    def _seen_in(self, dataset: str) -> set[int]:
+        """SecIds that ever came in ``dataset``: read from the ledger once, then kept up to date."""
+        if dataset not in self._seen:
+            from algoseek_sync.state.ledger import Ledger
+
+            self._seen[dataset] = Ledger(self.db).secids_of_dataset(dataset)
+        return self._seen[dataset]
+
     def _completeness(self, delivery: Delivery) -> None:
-        """A tradedate file against the master's universe listed on its day."""
+        """A tradedate file against its dataset's universe on its day: the SecIds listed that day that
+        come in this dataset (a SecId delivered only in another dataset is not missing from this one).
+        Any SecId delivered and not listed is a ``not_listed``."""
         listed = self.securities.listed_on(delivery.day)
+        universe = listed & self._seen_in(delivery.dataset)
         found = [
             Finding("not_delivered", secid, delivery.day, delivery.day, {"file_secids": len(delivery.secids)})
-            for secid in sorted(listed - delivery.secids)
+            for secid in sorted(universe - delivery.secids)
         ] + [
             Finding("not_listed", secid, delivery.day, delivery.day, {"listed_secids": len(listed)})
             for secid in sorted(delivery.secids - listed)

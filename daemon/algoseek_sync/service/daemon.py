@@ -492,4 +492,6 @@ class Service:
             stats = worker.cycle(self._should_stop)  # contains its own failures (see Worker.cycle)
             self._last_error = stats.error or (self._last_error if worker.failed_cycles else "")
             self.beat()
+            if not stats.files and not stats.error and self.app.backend.upkeep(limit=1):
+                continue  # idle: one unit of upkeep (about a second), then look for work again
             self.wake.wait(poll if not stats.error else max(poll, min(30.0, 2.0**worker.failed_cycles)))

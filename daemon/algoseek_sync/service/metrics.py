@@ -1,4 +1,4 @@
-"""Prometheus metrics and the /metrics, /healthz, /readyz HTTP listener.
+"""Prometheus metrics and the /metrics, /healthz, /readyz HTTP listener (any other path: 404).
 
 A dedicated :class:`CollectorRegistry` (not the process-global one) so tests and embedders
 can hold several instances. Counters move from the worker's hooks (one
@@ -225,8 +225,18 @@ class _Server6(WSGIServer):
     address_family = socket.AF_INET6
 
 
+def _text(start_response: Callable[..., Any], status: str, line: str) -> list[bytes]:
+    """A one-line plain-text answer."""
+    body = f"{line}\n".encode()
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
 class HttpServer:
-    """/metrics (Prometheus text), /healthz and /readyz (200 or 503 with a one-line reason)."""
+    """/metrics (Prometheus text), /healthz and /readyz (200 or 503 with a one-line reason); 404 elsewhere,
+    so a mistyped scrape or probe path fails visibly instead of passing on the metrics page."""
 
     def __init__(self, listen: str, metrics: Metrics, healthy: Check, ready: Check) -> None:
         try:
@@ -254,19 +264,22 @@ class HttpServer:
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return self._metrics_app(environ, start_response)
         check = self._routes.get(path)
         if check is None:
-            return self._metrics_app(environ, start_response)
+            return _text(
+                start_response, "404 Not Found", f"not found: {path} (try /metrics, /healthz, /readyz)"
+            )
         try:
             ok, reason = check()
         except Exception as exc:  # a failing check is a 503, not a crashed listener
             ok, reason = False, f"check failed: {exc}"
-        body = f"{'ok' if ok else 'unavailable'}: {reason}\n".encode()
-        start_response(
+        return _text(
+            start_response,
             "200 OK" if ok else "503 Service Unavailable",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            f"{'ok' if ok else 'unavailable'}: {reason}",
         )
-        return [body]
 
     def start(self) -> None:
         self._thread.start()

@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "conflicting_rows": "two different rows for one (SecId, trade date): the last one kept",
     "foreign_secid": "rows of another SecId in a SecId file: stored under the rows' SecId",
     "bad_rows": "rows that could not be read (blank SecId, bad date or number, wrong field count): skipped",
+    "empty_file": "bar file with a header and no rows: nothing stored",
     "master_row_skipped": "master row without a usable SecId: skipped",
     "master_duplicate": "SecId listed more than once in the master",
     "figi_conflict": "one FIGI listed under two SecIds",

@@ -18,7 +18,7 @@ from algoseek_sync.errors import ConfigError
 if TYPE_CHECKING:
     from algoseek_sync.state.sql import Sql
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 LEDGER = """
 CREATE TABLE files (
@@ -96,6 +96,18 @@ CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT
 );
+"""
+
+NAMES = """
+-- Name history, like tickers. Both keep, per SecId, the spans of the newest master that listed
+-- it: a master that leaves a SecId out does not erase its past (survivorship, README).
+CREATE TABLE names (
+    secid INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    start_date TEXT NOT NULL,      -- YYYY-MM-DD
+    end_date TEXT NOT NULL
+);
+CREATE INDEX names_secid ON names (secid);
 """
 
 PROBLEMS = """
@@ -207,7 +219,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _create(conn: sqlite3.Connection) -> None:
-    for statement in _statements(LEDGER + PROBLEMS + STORE):
+    for statement in _statements(LEDGER + NAMES + PROBLEMS + STORE):
         conn.execute(statement)
 
 
@@ -242,8 +254,14 @@ def _v1_to_v2(db: Sql) -> None:
         conn.execute("DROP TABLE bars")
 
 
+def _v2_to_v3(db: Sql) -> None:
+    """Name history (filled by the next master applied; earlier masters kept no names)."""
+    for statement in _statements(NAMES):
+        db.conn.execute(statement)
+
+
 #: version → the step that brings a database from that version to the next
-MIGRATIONS: dict[int, Callable[[Sql], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Sql], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def check_version(conn: sqlite3.Connection, path: Path) -> int:

@@ -171,11 +171,14 @@ class Securities:
                 "UPDATE secid_assets SET active = 0, removed_master = ?, removed_at = ? WHERE active = 2",
                 (master_id, now),
             )
-            conn.execute("DELETE FROM tickers")
-            conn.executemany(
-                "INSERT INTO tickers (secid, ticker, start_date, end_date) VALUES (?, ?, ?, ?)",
-                [(s.secid, s.ticker, s.start, s.end) for s in master.tickers],
-            )
+            listed = sorted({int(s) for s in assets["secid"]})
+            for table, spans in (("tickers", master.tickers), ("names", master.names)):
+                # only the SecIds this master lists: the others keep the history of the last one that did
+                self.db.update_in(f"DELETE FROM {table} WHERE secid IN ({{marks}})", listed)
+                conn.executemany(
+                    f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+                    [(s.secid, s.ticker, s.start, s.end) for s in spans],
+                )
             self.record_registrations(report, {s.unique_identifier: s for s in specs})
         assert master_id is not None
         return master_id

@@ -8,7 +8,8 @@ are kept once; which identifiers (FIGIs) see them is decided at read time by the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 
 import numpy as np
 import pyarrow as pa
@@ -17,13 +18,17 @@ import pyarrow.compute as pc
 from algoseek_sync.formats.bars import arrow_schema, last_wins
 from algoseek_sync.formats.datasets import EXTRA, Dataset
 from algoseek_sync.state.sql import IN_CHUNK, Sql, chunked
-from algoseek_sync.store import codec
+from algoseek_sync.store import codec, strings
 from algoseek_sync.store.codec import Layout, Records
+from algoseek_sync.store.days import Days
+from algoseek_sync.store.strings import Snapshot
 
 FREQUENCY = "1d"
 #: A write of at most this many rows keeps its chunks' decoded form for the reads that follow
 #: (the quality checks re-read what a batch just stored; the next batch merges into it)
 RECENT_ROWS = 100_000
+#: a read needing more strings than this takes them from the string snapshot (store/strings.py)
+SNAPSHOT_TEXTS = 500
 
 
 def period_of(tradedate: np.ndarray) -> np.ndarray:
@@ -40,6 +45,7 @@ class Chunks:
         self._layouts: dict[int, Layout] = {}
         self._strings: dict[int, str] = {}
         self._recent: dict[bytes, codec.Plain] = {}  # blob → decoded, of the last write
+        self.days = Days(db, self._layouts_by_id)
 
     # -- catalogue ---------------------------------------------------------------------
     def dataset_id(self, name: str, *, create: bool = False) -> int | None:
@@ -48,9 +54,12 @@ class Chunks:
             if row is None:
                 if not create:
                     return None
-                row = self.db.execute(
-                    "INSERT INTO datasets (name, frequency) VALUES (?, ?) RETURNING id", (name, FREQUENCY)
-                ).fetchone()
+                # not kept: the transaction that creates it may be rolled back (the next call looks again)
+                return int(
+                    self.db.execute(
+                        "INSERT INTO datasets (name, frequency) VALUES (?, ?) RETURNING id", (name, FREQUENCY)
+                    ).fetchone()[0]
+                )
             self._datasets[name] = int(row[0])
         return self._datasets[name]
 
@@ -79,8 +88,11 @@ class Chunks:
 
     def _layouts_by_id(self) -> dict[int, Layout]:
         for lid, text in self.db.execute("SELECT id, columns FROM chunk_layouts"):
-            if lid not in self._layouts:
-                self._layouts[lid] = Layout(lid, tuple(tuple(c) for c in json.loads(text)))
+            columns = tuple(tuple(c) for c in json.loads(text))
+            if (
+                lid not in self._layouts or self._layouts[lid].columns != columns
+            ):  # an id a rollback gave away
+                self._layouts[lid] = Layout(lid, columns)
         return self._layouts
 
     # -- strings -------------------------------------------------------------------------
@@ -129,23 +141,46 @@ class Chunks:
         rows = []
         recent: dict[bytes, codec.Plain] = {}
         keep_recent = len(recs) <= RECENT_ROWS
+        changed = np.ones(len(recs), dtype=bool)  # rows that differ from the stored ones
         for (secid, period), start, stop in zip(keys, starts.tolist(), stops.tolist(), strict=True):
             part, lo, hi = recs, start, stop
             if (secid, period) in existing:
-                part = _merge(existing[(secid, period)], codec.take(recs, np.arange(start, stop)))
+                new = codec.take(recs, np.arange(start, stop))
+                changed[start:stop] = _changed(existing[(secid, period)], new)
+                part = _merge(existing[(secid, period)], new)
                 lo, hi = 0, len(part)
             dates = part.array["tradedate"]
             blob, plain = codec.encode(part, lo, hi)
             if keep_recent:
                 recent[blob] = plain
             rows.append((dataset_id, secid, period, int(dates[lo]), int(dates[hi - 1]), hi - lo, blob))
+        self.days.ensure()  # before the chunks: every period stored before this batch has a state
         self.db.conn.executemany(
             "INSERT OR REPLACE INTO bar_chunks (dataset, secid, period, first_date, last_date, rows, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         self._recent = recent  # matched by blob: a rolled-back write is never read from it
+        self.days.after_upsert(dataset_id, recs, secids, changed)
         return table.num_rows
+
+    def refresh_days(
+        self, transaction: Callable[[], AbstractContextManager], limit: int | None = None
+    ) -> int:
+        """Rebuild the day blocks of the periods not clean (at most ``limit``), one ``transaction()``
+        each, and the string snapshot if strings were added; returns the periods built. With
+        nothing to do it only reads (no write lock taken)."""
+        if not self.days.exists():
+            with transaction():
+                self.days.ensure()
+        built = 0
+        for dataset_id, period in self.days.pending()[:limit]:
+            with transaction():
+                built += self.days.rebuild(dataset_id, period)
+        if strings.stale(self.db):
+            with transaction():
+                strings.write(self.db)
+        return built
 
     def _records(self, table: pa.Table, layout: Layout) -> Records:
         columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -224,10 +259,16 @@ class Chunks:
         return self._table(dataset, rows, start, end, columns)
 
     def read_day(self, dataset: Dataset, day: int) -> pa.Table:
-        """Every SecId's row on ``day`` (YYYYMMDD)."""
+        """Every SecId's row on ``day`` (YYYYMMDD): from its day block when clean, else from the chunks."""
         dataset_id = self.dataset_id(dataset.name)
         if dataset_id is None:
             return arrow_schema(dataset).empty_table()
+        found = self.days.read(dataset_id, day)
+        if found is not None:
+            recs, secids = found
+            if recs is None:
+                return arrow_schema(dataset).empty_table()
+            return self._to_arrow(dataset, recs, secids)
         rows = self.db.execute(
             "SELECT secid, rows, data FROM bar_chunks WHERE dataset = ? AND period = ? AND ? BETWEEN first_date"
             " AND last_date ORDER BY secid",
@@ -276,24 +317,37 @@ class Chunks:
             chosen = {"secid", "tradedate", *columns}
             schema = pa.schema([f for f in schema if f.name in chosen])
         stored = dict(recs.layout.columns)
+        texts = [recs.array[f.name] for f in schema if stored.get(f.name) == "text"]
+        snapshot = None
+        if texts:  # every text column's strings in one lookup: many (a cross-section) from the snapshot
+            if len(np.unique(texts[0])) * len(texts) > SNAPSHOT_TEXTS:
+                snapshot = Snapshot.load(self.db)  # not kept: a rolled-back write may give its ids away
+            if snapshot is None:
+                self._texts(np.unique(np.concatenate(texts)).tolist())
         arrays: list[pa.Array] = []
         for field in schema:
             name = field.name
             if name == "secid":
                 arrays.append(pa.array(secid, pa.int64()))
+            elif name == EXTRA and not recs.extra:
+                arrays.append(pa.nulls(len(recs), pa.string()))
             elif name == EXTRA:
                 arrays.append(pa.array([recs.extra.get(i) for i in range(len(recs))], pa.string()))
             elif name not in stored:
                 arrays.append(pa.nulls(len(recs), field.type))
             else:
-                arrays.append(self._column(recs, name, stored[name], field.type))
+                arrays.append(self._column(recs, name, stored[name], field.type, snapshot))
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _column(self, recs: Records, name: str, kind: str, type_: pa.DataType) -> pa.Array:
+    def _column(
+        self, recs: Records, name: str, kind: str, type_: pa.DataType, snapshot: Snapshot | None = None
+    ) -> pa.Array:
         values = recs.array[name]
         mask = codec.null_mask(recs, name)
         if mask.all():  # common for event columns (AdjustmentReason …): no decoding at all
             return pa.nulls(len(values), type_)
+        if kind == "text" and snapshot is not None:
+            return self._text_column(values, snapshot)
         if kind == "text":
             ids, positions = np.unique(values, return_inverse=True)
             texts = self._texts(ids.tolist())
@@ -303,6 +357,19 @@ class Chunks:
         if kind == "time":
             return codec.micros_to_time(values, mask)
         return pa.array(np.ascontiguousarray(values), type=type_, mask=mask if mask.any() else None)
+
+    def _text_column(self, values: np.ndarray, snapshot: Snapshot) -> pa.Array:
+        """Texts of string ids ``values``: taken from the snapshot, the few newer ones looked up."""
+        pos, found = snapshot.positions(values)
+        null = values == codec.NULL_ID
+        texts = snapshot.texts
+        newer = ~found & ~null
+        if newer.any():
+            ids = np.unique(values[newer])
+            known = self._texts(ids.tolist())
+            texts = pa.concat_arrays([texts, pa.array([known.get(i) for i in ids.tolist()], pa.string())])
+            pos[newer] = len(snapshot.texts) + np.searchsorted(ids, values[newer])
+        return texts.take(pa.array(pos.astype(np.int64), mask=null if null.any() else None))
 
     def latest_factors(self, dataset: Dataset, secids: Sequence[int]) -> dict[int, tuple[float, float]]:
         """SecId → (CumulativePriceFactor, CumulativeVolumeFactor) of its last stored day."""
@@ -333,6 +400,27 @@ class Chunks:
         """(chunks, stored rows) over every dataset."""
         row = self.db.execute("SELECT count(*), coalesce(sum(rows), 0) FROM bar_chunks").fetchone()
         return int(row[0]), int(row[1])
+
+
+def _changed(existing: Records, new: Records) -> np.ndarray:
+    """Which rows of ``new`` differ from the stored row of their day (or have none)."""
+    out = np.ones(len(new), dtype=bool)
+    if existing.layout.id != new.layout.id:
+        return out
+    dates = existing.array["tradedate"]
+    pos = np.minimum(np.searchsorted(dates, new.array["tradedate"]), len(dates) - 1)
+    found = np.flatnonzero(dates[pos] == new.array["tradedate"])
+    if not len(found):
+        return out
+    width = new.array.dtype.itemsize
+    old_bytes = existing.array[pos[found]].view(np.uint8).reshape(-1, width)
+    new_bytes = np.ascontiguousarray(new.array[found]).view(np.uint8).reshape(-1, width)
+    same = (old_bytes == new_bytes).all(axis=1)
+    if existing.extra or new.extra:  # rare: rows with columns the layout does not know
+        for k in np.flatnonzero(same).tolist():
+            same[k] = existing.extra.get(int(pos[found[k]])) == new.extra.get(int(found[k]))
+    out[found[same]] = False
+    return out
 
 
 def _merge(existing: Records, new: Records) -> Records:

@@ -146,6 +146,17 @@ def decode(
     ]
 
 
+def pack_ids(values: np.ndarray) -> bytes:
+    """Sorted integers (SecIds) as zstd of their int64 differences: a few bytes per thousand."""
+    return _ZSTD.compress(np.diff(values.astype(np.int64), prepend=0).astype("<i8").tobytes(), asbytes=True)
+
+
+def unpack_ids(blob: bytes, count: int) -> np.ndarray:
+    """The inverse of :func:`pack_ids`."""
+    raw = _ZSTD.decompress(blob, decompressed_size=count * 8, asbytes=True)
+    return np.cumsum(np.frombuffer(raw, dtype="<i8"))
+
+
 def null_mask(recs: Records, name: str) -> np.ndarray:
     bit = [n for n, _ in recs.layout.columns].index(name)
     return (recs.array["__nulls"] & np.uint64(1 << bit)) != 0
@@ -153,6 +164,8 @@ def null_mask(recs: Records, name: str) -> np.ndarray:
 
 def take(recs: Records, rows: np.ndarray) -> Records:
     """The records at ``rows`` (sorted positions), extras renumbered."""
+    if not recs.extra:  # the common case: no per-row mapping to build
+        return Records(recs.layout, recs.array[rows], {})
     position = {int(old): new for new, old in enumerate(rows)}
     extra = {position[i]: text for i, text in recs.extra.items() if i in position}
     return Records(recs.layout, recs.array[rows], extra)
@@ -185,24 +198,30 @@ def time_to_micros(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
 
 
 def micros_to_time(micros: np.ndarray, mask: np.ndarray) -> pa.Array:
-    """The inverse of :func:`time_to_micros` (canonical text: no fraction, .fff or .ffffff), vectorised."""
-    values = pa.array(np.ascontiguousarray(micros, dtype=np.int64), mask=mask if mask.any() else None)
+    """The inverse of :func:`time_to_micros` (canonical text: no fraction, .fff or .ffffff).
 
-    def quot_rem(part: pa.Array, n: int) -> tuple[pa.Array, pa.Array]:
-        quotient = pc.divide(part, n)  # integer division: the values are not negative
-        return quotient, pc.subtract(part, pc.multiply(quotient, n))
-
-    def padded(part: pa.Array, width: int) -> pa.Array:
-        return pc.utf8_lpad(pc.cast(part, pa.string()), width, "0")
-
-    seconds, fraction = quot_rem(values, 1_000_000)
-    hours, rest = quot_rem(seconds, 3600)
-    minutes, secs = quot_rem(rest, 60)
-    millis, sub_milli = quot_rem(fraction, 1000)
-    clock = pc.binary_join_element_wise(padded(hours, 2), padded(minutes, 2), padded(secs, 2), ":")
-    as_millis = pc.binary_join_element_wise(".", padded(millis, 3), "")
-    as_micros = pc.binary_join_element_wise(".", padded(fraction, 6), "")
-    tail = pc.if_else(
-        pc.not_equal(sub_milli, 0), as_micros, pc.if_else(pc.not_equal(fraction, 0), as_millis, "")
+    The digits are written into one fixed-width byte matrix and the Arrow array is made from its
+    buffers: a cross-section converts four time columns of 10,000 rows, and arrow's string
+    kernels took several times as long.
+    """
+    values = np.ascontiguousarray(micros, dtype=np.int64)
+    seconds, fraction = np.divmod(values, 1_000_000)
+    hours, rest = np.divmod(seconds, 3600)
+    minutes, secs = np.divmod(rest, 60)
+    text = np.empty((len(values), 15), dtype=np.uint8)  # HH:MM:SS.ffffff
+    for at, part in enumerate((hours, minutes, secs)):
+        text[:, 3 * at] = 48 + part // 10 % 10
+        text[:, 3 * at + 1] = 48 + part % 10
+    text[:, 2] = text[:, 5] = ord(":")
+    text[:, 8] = ord(".")
+    for k in range(6):
+        text[:, 9 + k] = 48 + fraction // 10 ** (5 - k) % 10
+    lengths = np.where(fraction == 0, 8, np.where(fraction % 1000 == 0, 12, 15))
+    lengths[mask] = 0
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    data = text[np.arange(15) < lengths[:, None]].tobytes()
+    validity = pa.py_buffer(np.packbits(~mask, bitorder="little")) if mask.any() else None
+    return pa.StringArray.from_buffers(
+        len(values), pa.py_buffer(offsets), pa.py_buffer(data), validity, int(mask.sum())
     )
-    return pc.binary_join_element_wise(clock, tail, "")

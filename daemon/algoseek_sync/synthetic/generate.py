@@ -27,7 +27,9 @@ import numpy as np
 
 from algoseek_sync.formats.master import COLUMNS
 
-Schema = Literal["primary", "primary-adjusted", "standard"]
+Schema = Literal["primary", "primary-adjusted", "standard-adjusted"]  # the dataset names
+#: old schema names still accepted (scripts and benchmarks that wrote ``standard``)
+SCHEMA_ALIASES = {"standard": "standard-adjusted"}
 Aggregation = Literal["secid", "tradedate"]
 Compression = Literal["gz", "none"]
 
@@ -73,7 +75,7 @@ _VWAPS: tuple[str, ...] = ("MarketVWAP", "DailyVWAP")
 BAR_COLUMNS: dict[str, tuple[str, ...]] = {
     "primary": _PRIMARY_HEAD + _VWAPS,
     "primary-adjusted": _PRIMARY_HEAD + _FACTORS + _VWAPS,
-    "standard": (
+    "standard-adjusted": (
         "SecId",
         "TradeDate",
         "Ticker",
@@ -105,6 +107,10 @@ class DropSpec:
     seed: int = 0
     #: share of days whose Open lies outside [Low, High], as in real files (AAPL 20191220)
     open_quirks: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.schema in SCHEMA_ALIASES:  # frozen: set once, before anyone hashes the spec
+            object.__setattr__(self, "schema", SCHEMA_ALIASES[self.schema])
 
 
 @dataclass(frozen=True)
@@ -553,7 +559,7 @@ def _esc(value: str) -> str:
 def _row_format(spec: DropSpec, info: SecInfo, ticker: str, name: str) -> str:
     """One %-format per (SecId, ticker): constants baked in so each row formats only numbers."""
     head = f"{info.secid},%s,{_esc(ticker)}"
-    if spec.schema == "standard":
+    if spec.schema == "standard-adjusted":
         return head + ",%.2f,%.2f,%.2f,%.2f,%d,%s"
     factors = ",%s" if spec.schema == "primary-adjusted" else ""
     return (
@@ -564,7 +570,7 @@ def _row_format(spec: DropSpec, info: SecInfo, ticker: str, name: str) -> str:
 
 
 def _keys(spec: DropSpec) -> tuple[str, ...]:
-    if spec.schema == "standard":
+    if spec.schema == "standard-adjusted":
         return ("open", "high", "low", "close", "mh_vol", "factors")
     factors = ("factors",) if spec.schema == "primary-adjusted" else ()
     return _PRIMARY_KEYS + factors + ("market_vwap", "daily_vwap")

@@ -13,10 +13,10 @@ import gzip
 import io
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from algoseek_sync.quality.kinds import Params
+from algoseek_sync.quality.kinds import SEVERITY, Params
 from algoseek_sync.synthetic.generate import DropManifest, DropSpec
 
 
@@ -29,7 +29,18 @@ class Planted:
     how: str
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The record ``quality --format json`` shows for it: the same keys, ISO dates."""
+        return {
+            "kind": self.kind,
+            "secid": self.secid,
+            "start_date": _iso(self.start),
+            "end_date": _iso(self.end),
+            "how": self.how,
+        }
+
+
+def _iso(day: int) -> str:
+    return f"{day // 10000:04d}-{day // 100 % 100:02d}-{day % 100:02d}"
 
 
 class _Csv:
@@ -56,7 +67,7 @@ class _Csv:
 
 
 def _names(spec: DropSpec) -> dict[str, str]:
-    if spec.schema == "standard":
+    if spec.schema == "standard-adjusted":
         return {"open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "MarketHoursVolume"}
     return {
         "open": "OpenPrice",
@@ -67,8 +78,14 @@ def _names(spec: DropSpec) -> dict[str, str]:
     }
 
 
+Planter = Callable[[dict[int, Path], list[int], dict[str, str], random.Random], list[Planted]]
+#: edits one bar row in place (column names as in :func:`_names`); returns how, for the planted list
+RowEdit = Callable[[_Csv, list[str], dict[str, str]], str]
+
+
 def plant(root: Path, spec: DropSpec, manifest: DropManifest, seed: int = 0) -> list[Planted]:
-    """Plant one problem of each kind into ``root`` (a secid or tradedate drop); return them."""
+    """Plant one problem of each kind a drop like ``root``'s can show; return the findings they must
+    cause (:func:`not_planted` says which kinds are missing, and why)."""
     rng = random.Random(seed)
     names = _names(spec)
     secids = list(manifest.secids)
@@ -76,14 +93,51 @@ def plant(root: Path, spec: DropSpec, manifest: DropManifest, seed: int = 0) -> 
     planted: list[Planted] = []
     if spec.aggregation == "secid":
         files = {int(p.name.split(".")[0]): p for p in manifest.bar_paths}
-        for planter in (_gap, _stale, _high_below_low, _weekend_row, _unexplained_split):
+        planters: list[Planter] = [_gap, _stale, _weekend_row]
+        if spec.schema != "primary":
+            planters.append(_unexplained_split)
+        for planter in planters:
             planted += planter(files, secids, names, rng)
-    else:
-        planted += _missing_day_file(root, manifest, names)
+        for kind, edit in ROW_EDITS.items():
+            secid = secids.pop()
+            planted.append(_edit_row(files[secid], secid, kind, edit, names, rng))
+        return planted
+    days = sorted(manifest.bar_paths)
+    planted += _missing_day_file(root, manifest, names)
+    used = {p.secid for p in planted if p.kind != "missing_session"}
+    secids = [s for s in secids if s not in used]
+    victim = days[len(days) // 2]
+    kept = [d for d in days if d != victim]
+    planted += _not_delivered(days, victim, secids, names, rng)
+    planted += _not_listed(manifest, days[0], secids)
+    for kind, edit in ROW_EDITS.items():
+        secid = secids.pop()
+        planted.append(_edit_row(rng.choice(kept[1:]), secid, kind, edit, names, rng))
     return planted
 
 
-Planter = Callable[[dict[int, Path], list[int], dict[str, str], random.Random], list[Planted]]
+def not_planted(spec: DropSpec, planted: list[Planted]) -> dict[str, str]:
+    """Finding kinds missing from ``planted`` (a :func:`plant` of ``spec``), and why."""
+    tradedate_only = "compares tradedate files with the master's universe: plant into a tradedate drop"
+    secid_only = "planted into SecId files only: use --aggregation secid"
+    reasons = {
+        "late_delivery": "found on the running daemon's clock (quality.expected_by), not in files",
+        "not_delivered": tradedate_only if spec.aggregation == "secid" else "",
+        "not_listed": tradedate_only if spec.aggregation == "secid" else "",
+        "stale_price": secid_only if spec.aggregation == "tradedate" else "",
+        "non_session_row": secid_only if spec.aggregation == "tradedate" else "",
+        "unexplained_jump": "the primary dataset has no corporate-event columns, so no jump is checked"
+        if spec.schema == "primary"
+        else "in a tradedate drop only when the file left out carried an event row (none did)"
+        if spec.aggregation == "tradedate"
+        else "",
+    }
+    done = {p.kind for p in planted}
+    return {
+        kind: reasons.get(kind) or "no SecId or day of this drop fits: generate more SecIds or days"
+        for kind in SEVERITY
+        if kind not in done
+    }
 
 
 def _gap(
@@ -118,20 +172,6 @@ def _stale(
     return [
         Planted("stale_price", secid, start, end, f"{length} days at the previous close with zero volume")
     ]
-
-
-def _high_below_low(
-    files: dict[int, Path], secids: list[int], names: dict[str, str], rng: random.Random
-) -> list[Planted]:
-    secid = secids.pop()
-    bars = _Csv(files[secid])
-    rows = bars.rows()
-    k = rng.randrange(1, len(rows) - 1)
-    high, low = bars.col(names["high"]), bars.col(names["low"])
-    rows[k][high], rows[k][low] = rows[k][low], rows[k][high]
-    bars.save(rows)
-    day = int(rows[k][bars.col("TradeDate")])
-    return [Planted("high_below_low", secid, day, day, "High and Low swapped")]
 
 
 def _weekend_row(
@@ -210,3 +250,132 @@ def _events(bars: _Csv) -> set[int]:
     """SecIds with a corporate-event row (an adjustment factor or reason) in a bar file."""
     columns = [bars.col(name) for name in ("AdjustmentFactor", "AdjustmentReason") if name in bars.header]
     return {int(row[bars.col("SecId")]) for row in bars.rows() if any(row[c] for c in columns)}
+
+
+# -- one impossible or odd bar: the row checks ---------------------------------------------------
+
+
+def _price(bars: _Csv, row: list[str], names: dict[str, str], key: str) -> float:
+    return float(row[bars.col(names[key])])
+
+
+def _swap_high_low(bars: _Csv, row: list[str], names: dict[str, str]) -> str:
+    high, low = bars.col(names["high"]), bars.col(names["low"])
+    row[high], row[low] = row[low], row[high]
+    return "High and Low swapped"
+
+
+def _close_above_high(bars: _Csv, row: list[str], names: dict[str, str]) -> str:
+    row[bars.col(names["close"])] = f"{_price(bars, row, names, 'high') + 0.01:.2f}"
+    return "Close set a cent above High"
+
+
+def _zero_low(bars: _Csv, row: list[str], names: dict[str, str]) -> str:
+    row[bars.col(names["low"])] = "0"
+    return "Low set to 0"
+
+
+def _negative_volume(bars: _Csv, row: list[str], names: dict[str, str]) -> str:
+    column = bars.col(names["volume"])
+    row[column] = str(-max(1, abs(int(row[column]))))
+    return "volume made negative"
+
+
+def _missing_open(bars: _Csv, row: list[str], names: dict[str, str]) -> str:
+    row[bars.col(names["open"])] = ""
+    column = bars.col(names["volume"])
+    row[column] = str(max(1, abs(int(row[column]))))
+    return "Open left empty on a day with volume"
+
+
+def _open_above_high(bars: _Csv, row: list[str], names: dict[str, str]) -> str:
+    row[bars.col(names["open"])] = f"{_price(bars, row, names, 'high') + 0.01:.2f}"
+    return "Open set a cent above High"
+
+
+ROW_EDITS: dict[str, RowEdit] = {
+    "high_below_low": _swap_high_low,
+    "close_outside_range": _close_above_high,
+    "non_positive_price": _zero_low,
+    "negative_volume": _negative_volume,
+    "missing_price_with_volume": _missing_open,
+    "open_outside_range": _open_above_high,
+}
+
+
+def _edit_row(
+    path: Path, secid: int, kind: str, edit: RowEdit, names: dict[str, str], rng: random.Random
+) -> Planted:
+    """Edit one of ``secid``'s rows in ``path`` (not its first or last in a SecId file)."""
+    bars = _Csv(path)
+    rows = bars.rows()
+    own = [k for k, r in enumerate(rows) if int(r[bars.col("SecId")]) == secid]
+    k = rng.choice(own[1:-1] if len(own) > 2 else own)
+    how = edit(bars, rows[k], names)
+    bars.save(rows)
+    day = int(rows[k][bars.col("TradeDate")])
+    return Planted(kind, secid, day, day, f"{how} in {path.name}")
+
+
+# -- tradedate files against the master -------------------------------------------------------------
+
+
+def _not_delivered(
+    days: list[Path], victim: Path, secids: list[int], names: dict[str, str], rng: random.Random
+) -> list[Planted]:
+    """One SecId's row left out of a tradedate file two or more sessions away from the missing file
+    (so its missing session is a finding of its own), on a row without an event whose move across
+    the gap stays under the jump threshold."""
+    far = [k for k in range(1, len(days) - 1) if abs(k - days.index(victim)) >= 2]
+    for k in rng.sample(far, len(far)):
+        before, day, after = _Csv(days[k - 1]), _Csv(days[k]), _Csv(days[k + 1])
+        events = _events(day)
+        closes = [_closes(before, names), _closes(after, names)]
+        for secid in reversed(secids):
+            a, b = closes[0].get(secid), closes[1].get(secid)
+            if secid in events or not a or not b or abs(b / a - 1.0) > Params().jump_threshold / 2:
+                continue
+            rows = day.rows()
+            day.save([r for r in rows if int(r[day.col("SecId")]) != secid])
+            secids.remove(secid)
+            date = int(days[k].name.split(".")[0])
+            how = f"its row left out of {days[k].name}"
+            return [
+                Planted("not_delivered", secid, date, date, how),
+                Planted("missing_session", secid, date, date, how),
+            ]
+    return []
+
+
+def _closes(bars: _Csv, names: dict[str, str]) -> dict[int, float]:
+    close = bars.col(names["close"])
+    return {int(r[bars.col("SecId")]): float(r[close]) for r in bars.rows() if r[close]}
+
+
+def _not_listed(manifest: DropManifest, first: Path, secids: list[int]) -> list[Planted]:
+    """A SecId whose ticker span in the master starts one session late: delivered, not listed, on the
+    first day. Only a SecId with one ticker and one ticker span qualifies."""
+    master = _Csv(manifest.master_path)
+    rows = master.rows()
+    spans, tickers = master.col("TickersStartToEndDate"), master.col("Tickers")
+    date = first.name.split(".")[0]
+    present = {int(r[_Csv(first).col("SecId")]) for r in _Csv(first).rows()}
+    for row in rows:
+        secid = int(row[master.col("SecId")])
+        if (
+            secid in secids
+            and secid in present
+            and ";" not in row[tickers]
+            and row[spans].startswith(f"{date}:")
+        ):
+            row[spans] = row[spans].replace(f"{date}:", f"{_next_day(date)}:")
+            master.save(rows)
+            secids.remove(secid)
+            return [Planted("not_listed", secid, int(date), int(date), "its ticker span starts a day late")]
+    return []
+
+
+def _next_day(day: str) -> str:
+    import datetime as dt
+
+    return (dt.datetime.strptime(day, "%Y%m%d") + dt.timedelta(days=1)).strftime("%Y%m%d")
