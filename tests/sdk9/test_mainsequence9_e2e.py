@@ -16,6 +16,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -63,12 +64,13 @@ def make_settings(state: Path, drop: Path | None = None, backend: str = "mainseq
 
 
 @pytest.fixture(scope="session")
-def migrated(data_api: LocalDataApi, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def migrated(data_api: LocalDataApi, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The session's one migration, with what ``check`` said before and after it."""
     cwd = Path.cwd()
     try:
         os.chdir(data_api.checkout)
         backend = MainSequence9Backend(make_settings(tmp_path_factory.mktemp("migrate-state")), None)
+        lines = backend.prerequisites()
         try:
             backend.check(quick=True)
             before = "check passed before any migration"
@@ -79,7 +81,7 @@ def migrated(data_api: LocalDataApi, tmp_path_factory: pytest.TempPathFactory) -
         backend.close()
     finally:
         os.chdir(cwd)
-    return {"before": before, "migrated": done, "after": after}
+    return {"before": before, "migrated": done, "after": after, "lines before": lines}
 
 
 @pytest.fixture()
@@ -114,7 +116,7 @@ def closes(backend: MainSequence9Backend, uid: str, adjusted: bool = False) -> d
 # --- migrations and check ------------------------------------------------------------------
 
 
-def test_check_names_the_migrate_command_until_the_tables_exist(migrated: dict[str, str]) -> None:
+def test_check_names_the_migrate_command_until_the_tables_exist(migrated: dict[str, Any]) -> None:
     assert "not migrated" in migrated["before"]
     assert "algoseek-sync migrate" in migrated["before"]
     assert "algoseek_daily_ohlc" in migrated["before"]
@@ -124,7 +126,7 @@ def test_check_names_the_migrate_command_until_the_tables_exist(migrated: dict[s
 
 
 def test_migrate_command_runs_the_shipped_migrations_again_harmlessly(
-    migrated: dict[str, str], in_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    migrated: dict[str, Any], in_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from algoseek_sync.commands.cli import main
 
@@ -135,6 +137,34 @@ def test_migrate_command_runs_the_shipped_migrations_again_harmlessly(
     result = CliRunner().invoke(main, ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     assert "algoseek tables migrated" in result.output
+
+
+def test_check_config_checks_each_prerequisite_on_its_own_line(
+    migrated: dict[str, Any], in_checkout: Path, tmp_path: Path
+) -> None:
+    from algoseek_sync.commands.cli import main
+
+    before = {name: (met, detail) for name, met, detail in migrated["lines before"]}
+    assert [name for name, (met, _) in before.items() if not met] == ["tables migrated"]
+    assert "algoseek-sync migrate" in before["tables migrated"][1]
+    (tmp_path / "drop").mkdir()
+    env = {
+        "ALGOSEEK_SYNC_DROP_DIR": str(tmp_path / "drop"),
+        "ALGOSEEK_SYNC_STATE_DIR": str(tmp_path / "state"),
+        "ALGOSEEK_SYNC_BACKEND": "mainsequence",
+    }
+    result = CliRunner().invoke(main, ["check-config"], env=env)
+    assert result.exit_code == 0, result.output
+    names = ("credentials", "identity", "data API", "tables migrated", "markets tables", "OpenFIGI")
+    assert [line.split(":")[0] for line in result.output.splitlines()[: len(names)]] == [
+        f"ok      {name}" for name in names
+    ]
+    elsewhere = CliRunner().invoke(
+        main, ["check-config"], env={**env, "ALGOSEEK_SYNC_MAINSEQUENCE_CHECKOUT": str(tmp_path)}
+    )
+    assert elsewhere.exit_code == 78, elsewhere.output
+    assert f"MISSING identity: {tmp_path} is not a Git checkout" in elsewhere.output
+    assert "MISSING data API: not checked: needs identity" in elsewhere.output
 
 
 # --- assets ---------------------------------------------------------------------------------
@@ -285,7 +315,7 @@ def assert_platform_equals_local(
 
 
 def test_a_generated_drop_lands_in_the_platform_tables_exactly(
-    migrated: dict[str, str], in_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    migrated: dict[str, Any], in_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     drop = tmp_path / "drop"
     generate_drop(drop, DropSpec(secids=25, days=12, schema="standard-adjusted", first_secid=70000, seed=9))
@@ -295,7 +325,7 @@ def test_a_generated_drop_lands_in_the_platform_tables_exactly(
 
 
 def test_the_real_aapl_file_lands_in_the_platform_tables_exactly(
-    migrated: dict[str, str], in_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    migrated: dict[str, Any], in_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()

@@ -218,6 +218,11 @@ class Backend(ABC):
     def read_assets(self) -> pd.DataFrame:
         """Assets the store holds: ``unique_identifier, secid, kind, ticker, name``."""
 
+    def prerequisites(self) -> list[tuple[str, bool, str]]:
+        """(name, met, detail) of each prerequisite, checked on its own, for ``check-config``; empty:
+        :meth:`check` alone says whether the backend can be used."""
+        return []
+
     def upkeep(self, limit: int | None = None) -> int:
         """Work a writer does when it is idle (at most ``limit`` units); returns the units done.
 

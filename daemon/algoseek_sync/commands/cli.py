@@ -393,6 +393,12 @@ def check_config(ctx: click.Context) -> None:
             load(db, settings.quality.calendar)
         backend = open_backend(settings, db)
         try:
+            needed = backend.prerequisites()
+            for name, met, detail in needed:
+                click.echo(f"{'ok' if met else 'MISSING':<8}{name}: {detail}")
+            missing = [name for name, met, _ in needed if not met]
+            if missing:
+                raise ConfigError(f"configuration error: backend prerequisites not met: {', '.join(missing)}")
             described = backend.check(quick=True)
         finally:
             backend.close()

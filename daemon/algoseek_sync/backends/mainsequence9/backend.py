@@ -35,7 +35,7 @@ from algoseek_sync.backends.mainsequence.backend import MainSequenceBackend
 from algoseek_sync.backends.mainsequence.retry import RetryPolicy, status_of
 from algoseek_sync.backends.mainsequence9 import writes
 from algoseek_sync.backends.mainsequence9.errors import translated
-from algoseek_sync.errors import BackendRejectedError, BackendUnavailableError, ConfigError
+from algoseek_sync.errors import AlgoseekSyncError, BackendRejectedError, BackendUnavailableError, ConfigError
 
 if TYPE_CHECKING:
     from algoseek_sync.backends.mainsequence9.sdk import Sdk9
@@ -222,6 +222,63 @@ class MainSequence9Backend(MainSequenceBackend):
         self._ensure_markets()
         api = os.environ.get("METATABLES_API_URL") or "discovered from the platform"
         return f"Main Sequence platform at {self.endpoint} (SDK 9.x, project {self.sdk.checkout}, data API {api})"
+
+    def prerequisites(self) -> list[tuple[str, bool, str]]:
+        """Each prerequisite of writing to today's platform, checked on its own: ``check-config``'s lines.
+
+        (name, met, what was found or what is missing); a step whose prerequisite failed is not tried.
+        """
+        quick = self._policy(1, 30.0)
+        steps: list[tuple[str, str | None, Callable[[], str]]] = [
+            ("credentials", None, lambda: f"a token for {self.endpoint}"),
+            ("identity", None, self._identity),
+            ("data API", "identity", lambda: self._reach(quick)),
+            ("tables migrated", "data API", self._migrated),
+            ("markets tables", "data API", self._markets),
+            ("OpenFIGI", None, self._openfigi),
+        ]
+        found: dict[str, bool] = {}
+        out: list[tuple[str, bool, str]] = []
+        for name, needs, step in steps:
+            if needs is not None and not found[needs]:
+                found[name] = False
+                out.append((name, False, f"not checked: needs {needs}"))
+                continue
+            try:
+                detail, found[name] = step(), True
+            except AlgoseekSyncError as exc:
+                detail, found[name] = str(exc).removeprefix("configuration error: "), False
+            out.append((name, found[name], detail))
+        return out
+
+    def _identity(self) -> str:
+        if not (self.checkout / ".git").exists():
+            raise ConfigError(f"{self.checkout} is not a Git checkout (set mainsequence.checkout)")
+        return f"the project of the Git checkout {self.sdk.checkout}"
+
+    def _reach(self, policy: RetryPolicy) -> str:
+        self._ensure_project(live=True, policy=policy)
+        return os.environ.get("METATABLES_API_URL") or "discovered from the platform"
+
+    def _migrated(self) -> str:
+        missing = self.missing_tables()
+        if missing:
+            raise ConfigError(f"not migrated: {', '.join(missing)}: {MIGRATE_HINT}")
+        return f"{len(self.sdk.tables.ALL_MODELS)} algoseek tables"
+
+    def _markets(self) -> str:
+        self._ensure_markets()
+        return "ms-markets asset tables present"
+
+    def _openfigi(self) -> str:
+        from algoseek_sync.backends.mainsequence9.assets import OpenFigi, OpenFigiError
+
+        figi = OpenFigi()
+        try:
+            figi.map(["BBG000B9XRY4"])  # one known FIGI: the endpoint answers mappings
+        except OpenFigiError as exc:
+            raise BackendUnavailableError(f"{figi.url}: {exc}") from None
+        return f"{figi.url} answers"
 
     def missing_tables(self) -> list[str]:
         """Identifiers of the algoseek tables the platform does not have yet."""
