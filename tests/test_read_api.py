@@ -186,6 +186,8 @@ def test_errors_name_the_thing_before_asking_for_a_dataset(drop: tuple[Sandbox, 
     )
     quiet = box.cli("bars", "--secid", str(held_once), "--start", "2030-01-01", "--format", "csv")
     assert quiet.code == 0 and "no bars" in quiet.err
+    findings = box.cli("quality", "--since", "2030-01-01", "--format", "json")
+    assert findings.out.strip() == "[]" and "no open findings matching these filters" in findings.err
 
 
 def s_bars_csv(box: Sandbox, secid: int) -> pd.DataFrame:

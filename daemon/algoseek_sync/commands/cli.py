@@ -336,7 +336,7 @@ def quality(
         rows = app.quality.findings.query(chosen)
     finally:
         app.close()
-    if not rows:
+    if not rows and fmt != "table":  # the table says "no findings" itself; CSV and JSON stay parseable
         scope = "open " if not resolved else ""
         narrowed = " matching these filters" if named or kind or severity or since or dataset else ""
         click.echo(f"algoseek-sync: no {scope}findings{narrowed}", err=True)

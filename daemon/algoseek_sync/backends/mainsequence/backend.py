@@ -206,7 +206,7 @@ class MainSequenceBackend(Backend):
         receipt = Receipt()
         snapshot = update.snapshot.copy()
         if not snapshot.empty:
-            from algoseek_sync.backends.mainsequence.nodes import MASTER_TIME
+            from algoseek_sync.backends.platform_tables import MASTER_TIME
 
             snapshot["time_index"] = MASTER_TIME.strftime(frames.ISO_SECONDS)
             receipt.merge(self._write_isolated(master, snapshot, "the security master"))

@@ -17,34 +17,18 @@ from mainsequence.tdag import DataNode, DataNodeConfiguration
 from pydantic import Field
 
 from algoseek_sync.backends.mainsequence.frames import empty_node_frame
-from algoseek_sync.formats.datasets import DATASETS, EXTRA, Dataset
+from algoseek_sync.backends.platform_tables import (
+    ADJUSTED_SUFFIX,
+    MASTER_COLUMNS,
+    MASTER_TABLE,
+    QUALITY_COLUMNS,
+    QUALITY_TABLE,
+    bar_columns,
+    described,
+)
+from algoseek_sync.formats.datasets import DATASETS
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-#: the security master is a static snapshot: every row carries this one time
-MASTER_TIME = EPOCH + dt.timedelta(minutes=1)
-MASTER_TABLE = "algoseek_security_master"
-
-MASTER_COLUMNS: dict[str, tuple[str, str]] = {
-    "secid": ("SecId", "Algoseek security id, stable across ticker changes"),
-    "kind": ("Asset kind", "'figi' for a FIGI asset, 'custom' for a FIGI-less SecId's custom asset"),
-    "latest_figi": ("Latest FIGI", "The SecId's current FIGI (last token of the master's FIGI list)"),
-    "tickers": ("Tickers", "';'-separated tickers over time"),
-    "name": ("Name", "Security name"),
-    "isin": ("ISIN", "International Securities Identification Number"),
-    "figi": ("FIGIs", "';'-separated FIGIs of the SecId as delivered"),
-}
-EXTRA_COLUMN = (
-    "Extra vendor columns",
-    "Columns the schema does not know, and exact texts of rounded values, as JSON",
-)
-ADJUSTED_SUFFIX = "_adjusted"
-
-
-def bar_columns(dataset: Dataset) -> dict[str, tuple[str, str]]:
-    """Label and description of every column of a dataset's table (the vendor dictionary, our words)."""
-    out = {c.name: (c.label, c.description) for c in dataset.columns}
-    out[EXTRA] = EXTRA_COLUMN
-    return out
 
 
 def table_identifier(base: str, is_demo: bool) -> str:
@@ -143,7 +127,7 @@ class SecurityMasterNode(FrameNode):
         )
 
     def get_column_metadata(self) -> list[Any]:
-        return column_metadata(self.frame, MASTER_COLUMNS, "security master")
+        return column_metadata(self.frame, described(MASTER_COLUMNS), "security master")
 
 
 class DailyBarsNode(FrameNode):
@@ -184,20 +168,7 @@ class DailyBarsNode(FrameNode):
         )
 
     def get_column_metadata(self) -> list[Any]:
-        return column_metadata(self.frame, bar_columns(self.dataset), "daily bar")
-
-
-QUALITY_TABLE = "algoseek_data_quality"
-QUALITY_COLUMNS: dict[str, tuple[str, str]] = {
-    "secid": ("SecId", "Algoseek security id the findings are about"),
-    "open_findings": (
-        "Open findings",
-        "Data-quality findings open for this asset and trade date (0: all resolved)",
-    ),
-    "worst_severity": ("Worst severity", "error, warning or info: the most severe open finding"),
-    "kinds": ("Kinds", "Kinds of the open findings, comma-separated (see algoseek-sync quality)"),
-    "findings": ("Findings", "The open findings as JSON: kind, severity, dataset, end date, observed values"),
-}
+        return column_metadata(self.frame, described(bar_columns(self.dataset)), "daily bar")
 
 
 class DataQualityConfig(DataNodeConfiguration):
@@ -232,4 +203,4 @@ class DataQualityNode(FrameNode):
         )
 
     def get_column_metadata(self) -> list[Any]:
-        return column_metadata(self.frame, QUALITY_COLUMNS, "data quality")
+        return column_metadata(self.frame, described(QUALITY_COLUMNS), "data quality")

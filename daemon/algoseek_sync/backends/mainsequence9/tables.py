@@ -13,7 +13,6 @@ exists (as on 3.x); the worker still writes bars only for assets ``ensure_assets
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,49 +26,22 @@ from metatables import (
 from sqlalchemy import BigInteger, Column, DateTime, Float, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase
 
-from algoseek_sync.formats.datasets import DATASETS, EXTRA, ColumnType, Dataset
+from algoseek_sync.backends.platform_tables import (
+    ADJUSTED_SUFFIX,
+    EXTRA_COLUMN,
+    MASTER_COLUMNS,
+    MASTER_TABLE,
+    MASTER_TIME,  # noqa: F401  (the backend reads it as tables.MASTER_TIME)
+    QUALITY_COLUMNS,
+    QUALITY_TABLE,
+    Columns,
+    bar_columns,
+)
+from algoseek_sync.formats.datasets import DATASETS, EXTRA, Dataset
 
 NAMESPACE = "algoseek"
 IDENTITY = "asset_identifier"
 TIME_INDEX = "time_index"
-#: the security master is a static snapshot: every row carries this one time (as on 3.x)
-MASTER_TIME = dt.datetime(1970, 1, 1, 0, 1, tzinfo=dt.UTC)
-ADJUSTED_SUFFIX = "_adjusted"
-MASTER_IDENTIFIER = "algoseek_security_master"
-QUALITY_IDENTIFIER = "algoseek_data_quality"
-
-EXTRA_COLUMN = (
-    "Extra vendor columns",
-    "Columns the schema does not know, and exact texts of rounded values, as JSON",
-)
-MASTER_COLUMNS: dict[str, tuple[str, str, ColumnType]] = {
-    "secid": ("SecId", "Algoseek security id, stable across ticker changes", "int"),
-    "kind": (
-        "Asset kind",
-        "'figi' for a FIGI asset, 'custom' for a FIGI-less SecId's custom asset",
-        "text",
-    ),
-    "latest_figi": ("Latest FIGI", "The SecId's current FIGI (last token of the master's FIGI list)", "text"),
-    "tickers": ("Tickers", "';'-separated tickers over time", "text"),
-    "name": ("Name", "Security name", "text"),
-    "isin": ("ISIN", "International Securities Identification Number", "text"),
-    "figi": ("FIGIs", "';'-separated FIGIs of the SecId as delivered", "text"),
-}
-QUALITY_COLUMNS: dict[str, tuple[str, str, ColumnType]] = {
-    "secid": ("SecId", "Algoseek security id the findings are about", "int"),
-    "open_findings": (
-        "Open findings",
-        "Data-quality findings open for this asset and trade date (0: all resolved)",
-        "int",
-    ),
-    "worst_severity": ("Worst severity", "error, warning or info: the most severe open finding", "text"),
-    "kinds": ("Kinds", "Kinds of the open findings, comma-separated (see algoseek-sync quality)", "text"),
-    "findings": (
-        "Findings",
-        "The open findings as JSON: kind, severity, dataset, end date, observed values",
-        "text",
-    ),
-}
 _SQL_TYPES: dict[str, Any] = {
     "int": BigInteger,
     "date": BigInteger,
@@ -89,15 +61,7 @@ class TableSpec:
 
     identifier: str
     description: str
-    columns: dict[str, tuple[str, str, ColumnType]]
-
-
-def bar_columns(dataset: Dataset) -> dict[str, tuple[str, str, ColumnType]]:
-    out: dict[str, tuple[str, str, ColumnType]] = {
-        c.name: (c.label, c.description, c.type) for c in dataset.columns
-    }
-    out[EXTRA] = (*EXTRA_COLUMN, "text")
-    return out
+    columns: Columns
 
 
 def bar_spec(dataset: Dataset, adjusted: bool) -> TableSpec:
@@ -116,13 +80,13 @@ def bar_spec(dataset: Dataset, adjusted: bool) -> TableSpec:
 
 
 MASTER_SPEC = TableSpec(
-    MASTER_IDENTIFIER,
+    MASTER_TABLE,
     "Algoseek equity security master: one row per FIGI (or custom id) with its SecId, "
     "as a static snapshot rewritten on every master delivery.",
-    {**MASTER_COLUMNS, EXTRA: (*EXTRA_COLUMN, "text")},
+    {**MASTER_COLUMNS, EXTRA: EXTRA_COLUMN},
 )
 QUALITY_SPEC = TableSpec(
-    QUALITY_IDENTIFIER,
+    QUALITY_TABLE,
     "algoseek-sync data-quality findings of the Algoseek daily bars: missing sessions, "
     "impossible bars, stale prices, unexplained jumps, delivery completeness.",
     QUALITY_COLUMNS,
