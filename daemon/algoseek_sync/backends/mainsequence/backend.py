@@ -380,14 +380,18 @@ class MainSequenceBackend(Backend):
 
         return frames.records_to_node_frame(pd.DataFrame(self._guarded(fetch, "a table read")))
 
+    def _against_stored(self, node: Any, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(what ``node``'s table holds for ``frame``'s assets and days, the rows of ``frame`` it lacks)."""
+        uids = frame.index.get_level_values("unique_identifier").unique().tolist()
+        times = frame.index.get_level_values("time_index")
+        stored = self._read(node, uids, times.min().isoformat(), times.max().isoformat())
+        return stored, frames.changed_rows(frame, stored)
+
     def _write(self, node: Any, frame: pd.DataFrame, what: str) -> int:
         """Run ``node`` for ``frame``'s assets with the rows the platform lacks; return rows sent."""
         if frame.empty:
             return 0
-        uids = frame.index.get_level_values("unique_identifier").unique().tolist()
-        times = frame.index.get_level_values("time_index")
-        stored = self._read(node, uids, times.min().isoformat(), times.max().isoformat())
-        fresh = frames.changed_rows(frame, stored)
+        _, fresh = self._against_stored(node, frame)
         if fresh.empty:
             return 0
 

@@ -406,10 +406,7 @@ class MainSequence9Backend(MainSequenceBackend):
         """Make ``frame`` range-complete per asset against the store and persist it; return rows changed."""
         if frame.empty:
             return 0
-        uids = frame.index.get_level_values("unique_identifier").unique().tolist()
-        times = frame.index.get_level_values("time_index")
-        stored = self._read(node, uids, times.min().isoformat(), times.max().isoformat())
-        fresh = frames.changed_rows(frame, stored)
+        stored, fresh = self._against_stored(node, frame)
         if fresh.empty:
             return 0
         union = writes.range_complete(frame, stored)
