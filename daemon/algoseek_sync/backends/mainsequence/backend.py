@@ -75,10 +75,14 @@ class MainSequenceBackend(Backend):
         self._sleep = sleep
         self.policy = self._policy(self.config.retry_attempts, self.config.retry_total_seconds)
         env.load_env_file(self.config.env_file)
-        self.endpoint = env.require_variables()
+        self.endpoint = self._credentials()
         self._sdk: Sdk | None = None
         self._project_ready = False
         self._nodes: dict[tuple[str, bool], Any] = {}
+
+    def _credentials(self) -> str:
+        """Raise ConfigError naming what the SDK lacks; return the platform endpoint."""
+        return env.require_variables()
 
     def _policy(self, attempts: int, total: float) -> RetryPolicy:
         return RetryPolicy(

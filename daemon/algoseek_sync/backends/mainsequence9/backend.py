@@ -84,21 +84,17 @@ class MainSequence9Backend(MainSequenceBackend):
     def __init__(
         self, settings: Settings, db: Database | None = None, *, sleep: Callable[[float], None] = time.sleep
     ):
-        self.settings = settings
-        self.db = db
-        self.config = settings.mainsequence
-        self._sleep = sleep
-        self.policy = self._policy(self.config.retry_attempts, self.config.retry_total_seconds)
-        env.load_env_file(self.config.env_file)
-        self.endpoint = require_credentials()
+        super().__init__(settings, db, sleep=sleep)
         self.checkout = Path(self.config.checkout or os.getcwd()).expanduser()
         self.write_rows = WRITE_ROWS
         self._sdk9: Sdk9 | None = None
-        self._project_ready = False
         self._markets_ready = False
         self._tables: dict[str, Table] = {}
 
     # --- SDK plumbing -----------------------------------------------------------------------
+
+    def _credentials(self) -> str:
+        return require_credentials()
 
     @property
     def sdk(self) -> Sdk9:  # type: ignore[override]
