@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from algoseek_sync.state.database import Database
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "tests" / "data" / "algoseek"  # copies of the real vendor samples (see its README)
 MASTER_SAMPLE = SAMPLES / "equity_security_master-sample.csv"
@@ -138,6 +140,14 @@ class Sandbox:
         else:
             target.write_bytes(data.encode() if isinstance(data, str) else data)
         return target
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Generator[Database, None, None]:
+    """A fresh state database (the embedded store's tables included), closed after the test."""
+    database = Database(tmp_path / "state.db")
+    yield database
+    database.close()
 
 
 @pytest.fixture

@@ -46,13 +46,6 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     return table
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(tmp_path / "state.db")
-    yield database
-    database.close()
-
-
 def _store(db: Database, dataset, tables: list[pa.Table]) -> int:  # type: ignore[no-untyped-def]
     with db.transaction():
         return Chunks(db).upsert(dataset, tables)

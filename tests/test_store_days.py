@@ -41,13 +41,6 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     return table
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(tmp_path / "state.db")
-    yield database
-    database.close()
-
-
 def _write(db: Database, *tables: pa.Table) -> None:
     with db.transaction():
         Chunks(db).upsert(DATASET, list(tables))
