@@ -43,7 +43,10 @@ def bars_frame(frame: pd.DataFrame, dataset: str | None) -> pd.DataFrame:
 
     out = frame.reindex(columns=bar_columns(dataset))
     if not pd.api.types.is_datetime64_any_dtype(out["tradedate"]):
-        out["tradedate"] = _parsed(out["tradedate"], lambda v: pd.to_datetime(v.astype(str), format="%Y%m%d"))
+        out["tradedate"] = _parsed(
+            out["tradedate"],  # YYYYMMDD as int, float or text (the distinct values hold no NaN)
+            lambda v: pd.to_datetime(pd.to_numeric(v).astype("int64").astype(str), format="%Y%m%d"),
+        )
     if not isinstance(out["time_index"].dtype, pd.DatetimeTZDtype):
         out["time_index"] = _parsed(
             out["time_index"], lambda v: pd.to_datetime(v, utc=True, format="ISO8601")
@@ -56,8 +59,5 @@ def _parsed(values: pd.Series, parse: Callable[[pd.Index], pd.DatetimeIndex]) ->
     import pandas as pd
 
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    parsed = parse(uniques)
-    if not len(parsed):
-        return pd.Series(parsed.take([]).repeat(len(values)), index=values.index)
-    taken = parsed.take(codes, allow_fill=True, fill_value=pd.NaT)
+    taken = parse(uniques).take(codes, allow_fill=True, fill_value=pd.NaT)  # missing values: NaT
     return pd.Series(taken, index=values.index)
