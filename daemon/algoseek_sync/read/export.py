@@ -31,6 +31,7 @@ from algoseek_sync.errors import TemporaryFailure, UserInputError
 from algoseek_sync.formats.datasets import DATASETS, Dataset
 from algoseek_sync.read import frames
 from algoseek_sync.read.export_plan import BUCKETS, Part, Snapshot, changed_parts, snapshot
+from algoseek_sync.read.store import choose_dataset
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -116,10 +117,7 @@ def export(state: Path, out: Path, *, dataset: str | None = None, adjusted: bool
 def _datasets(stored: list[str], requested: str | None, adjusted: bool) -> list[str]:
     """The datasets to export: the one asked for (it must be stored), else every stored one."""
     if requested is not None:
-        if requested not in stored:
-            raise UserInputError(
-                f"dataset {requested} holds no bars in this store (stored: {', '.join(stored) or 'none'})"
-            )
+        choose_dataset(requested, [], stored, "")  # an unknown or unstored one: the reads' own message
         if adjusted and not DATASETS[requested].has_factors:
             raise UserInputError(
                 f"dataset {requested} carries no adjustment factors: --adjusted needs one that does"
